@@ -233,6 +233,8 @@ struct sender_state {
     int64_t full; /* times the receiver was full */
 };
 
+static _Atomic int64_t times_full;
+
 static int sender_init(struct wisp_ctx *ctx, void *st, const void *arg, size_t len)
 {
     struct sender_state *s = st;
@@ -244,12 +246,14 @@ static int sender_init(struct wisp_ctx *ctx, void *st, const void *arg, size_t l
 static void sender_receive(struct wisp_ctx *ctx, void *st, const struct wisp_msg *m)
 {
     struct sender_state *s = st;
-    /* Send a slice, then yield: the receiver (and other senders) get the worker too. */
+    /* Send a slice, then yield so the receiver (and other senders) get the worker too. When
+     * the receiver is full, wait for its backlog to drain instead of polling. */
     for (int i = 0; i < 1000 && s->left > 0; i++) {
         int rc = wisp_try_send(ctx, s->to, M_MSG, &s->left, sizeof s->left);
         if (rc == WISP_EFULL) {
-            s->full++;
-            break;
+            atomic_fetch_add_explicit(&times_full, 1, memory_order_relaxed);
+            wisp_notify_drained(ctx, s->to, M_CONT);
+            return;
         }
         s->left--;
     }
@@ -301,8 +305,9 @@ static void fanin_receive(struct wisp_ctx *ctx, void *st, const struct wisp_msg 
     double t = (double)(now_ns() - s->t0);
     double total = (double)(s->senders * s->per);
     finish("value=%.0f unit=msgs/s messages=%.0f senders=%lld elapsed_s=%.4f base_rss_kb=%ld "
-           "peak_rss_kb=%ld",
-           total * 1e9 / t, total, (long long)s->senders, t / 1e9, s->rss0, status_kb("VmHWM"));
+           "peak_rss_kb=%ld receiver_full=%lld",
+           total * 1e9 / t, total, (long long)s->senders, t / 1e9, s->rss0, status_kb("VmHWM"),
+           (long long)atomic_load(&times_full));
     wisp_stop(ctx, (struct wisp_exit){WISP_EXIT_NORMAL, 0});
 }
 

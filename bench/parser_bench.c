@@ -46,7 +46,7 @@
 
 /* Short batches, many of them: on a shared machine a batch that gets preempted is an outlier
  * the median ignores, and a short batch is rarely preempted. */
-#define SAMPLES 31
+#define SAMPLES  31
 #define BATCH_NS 250000.0 /* aim for ~0.25 ms per timed batch */
 
 static const uint8_t KEY_BINARY[4] = {0x37, 0xfa, 0x21, 0x3d}; /* RFC 6455 §5.7 */
@@ -222,12 +222,12 @@ static const char *const kind_name[K_N] = {
 
 struct size_case {
     size_t n;
-    uint8_t *src, *dst;         /* memcpy */
-    uint8_t *bin;               /* binary payload, unmasked in place */
-    uint8_t *ascii, *mixed;     /* text payloads: T ^ K at start */
-    uint8_t *frame[3];          /* whole frames for the engine: binary, ascii, mixed */
+    uint8_t *src, *dst;     /* memcpy */
+    uint8_t *bin;           /* binary payload, unmasked in place */
+    uint8_t *ascii, *mixed; /* text payloads: T ^ K at start */
+    uint8_t *frame[3];      /* whole frames for the engine: binary, ascii, mixed */
     size_t frame_len[3];
-    size_t reps[K_N];           /* repetitions per batch, per variant */
+    size_t reps[K_N]; /* repetitions per batch, per variant */
     double samples[K_N][SAMPLES];
 };
 
@@ -289,8 +289,7 @@ static void run_once(struct size_case *c, enum kind k, struct wisp_ws *ws)
         int f = k - K_ENG_BIN;
         struct wisp_ws_event ev;
         ssize_t used = wisp_ws_recv(ws, c->frame[f], c->frame_len[f], &ev);
-        if (used != (ssize_t)c->frame_len[f] || ev.type != WISP_WS_EV_MESSAGE ||
-            ev.len != c->n)
+        if (used != (ssize_t)c->frame_len[f] || ev.type != WISP_WS_EV_MESSAGE || ev.len != c->n)
             die("engine did not deliver the benchmark frame whole");
         sink += ev.data[0];
         clobber(c->frame[f]);
@@ -433,8 +432,8 @@ static void bench_sizes(const struct wisp_ws_config *cfg)
         for (int s = 0; s < NS; s++) {
             struct size_case *c = &cases[s];
             double gbs = (double)c->n * (double)c->reps[k] / median(c->samples[k], SAMPLES);
-            double base = (double)c->n * (double)c->reps[K_MEMCPY] /
-                          median(c->samples[K_MEMCPY], SAMPLES);
+            double base =
+                (double)c->n * (double)c->reps[K_MEMCPY] / median(c->samples[K_MEMCPY], SAMPLES);
             printf("  %7.2f  (%5.2fx)   ", gbs, gbs / base);
         }
         printf("\n");
@@ -466,7 +465,9 @@ static void bench_small_frames(const struct wisp_ws_config *cfg)
     memcpy(payloads, buf, total);
     enum { V_MEMCPY, V_INTERNAL, V_ENGINE, V_N };
     static const char *const names[V_N] = {
-        "memcpy of the buffer", "unmask+utf8 (internal)", "wisp_ws_recv (engine)",
+        "memcpy of the buffer",
+        "unmask+utf8 (internal)",
+        "wisp_ws_recv (engine)",
     };
     int nv = WISP_BENCH_ENGINE ? V_N : V_ENGINE;
     double samples[V_N][SAMPLES];

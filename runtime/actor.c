@@ -40,18 +40,29 @@ void wispi_schedule(struct wispi_actor *a)
     wispi_worker_enqueue(w, a);
 }
 
-int wispi_deliver(struct wispi_actor *a, struct wispi_msg *first, struct wispi_msg *last,
-                  uint32_t count)
+/* Push a chain to an actor we hold a reference on. keep_ref: the reference stays ours (the
+ * sender's cache); otherwise it is consumed (released, or handed to the scheduled state). */
+static int push_chain(struct wispi_actor *a, struct wispi_msg *first, struct wispi_msg *last,
+                      uint32_t count, bool keep_ref)
 {
     /* relaxed: `pending` is a counter for the mailbox limit, not a synchronisation point; the
      * limit is approximate under concurrent senders by at most their number. */
     uint32_t before = atomic_fetch_add_explicit(&a->pending, count, memory_order_relaxed);
     int rc = before + count > a->limit ? WISP_SEND_PRESSURE : 0;
-    if (wispi_mailbox_push(&a->mbox, &first->node, &last->node))
-        wispi_schedule(a); /* our reference becomes the scheduled one */
-    else
+    if (wispi_mailbox_push(&a->mbox, &first->node, &last->node)) {
+        if (keep_ref)
+            wispi_actor_addref(a); /* the scheduled state needs its own reference */
+        wispi_schedule(a);
+    } else if (!keep_ref) {
         wispi_actor_release(a);
+    }
     return rc;
+}
+
+int wispi_deliver(struct wispi_actor *a, struct wispi_msg *first, struct wispi_msg *last,
+                  uint32_t count)
+{
+    return push_chain(a, first, last, count, false);
 }
 
 static void free_chain(struct wispi_msg *first, uint32_t count)
@@ -64,37 +75,64 @@ static void free_chain(struct wispi_msg *first, uint32_t count)
     }
 }
 
-int wispi_send_chain(struct wisp_runtime *rt, wisp_addr to, struct wispi_msg *first,
-                     struct wispi_msg *last, uint32_t count, bool try_only)
+static void drop_send_cache(struct wispi_actor *sender)
 {
-    struct wispi_actor *a = wispi_actor_acquire(rt, to);
-    if (!a) {
-        free_chain(first, count);
-        return -ESRCH;
+    if (sender->cache_actor)
+        wispi_actor_release(sender->cache_actor);
+    sender->cache_actor = NULL;
+    sender->cache_to = WISP_ADDR_NONE;
+}
+
+int wispi_send_chain(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr to,
+                     struct wispi_msg *first, struct wispi_msg *last, uint32_t count,
+                     bool try_only)
+{
+    struct wispi_actor *a;
+    bool cached = sender && sender->cache_actor && wisp_addr_eq(sender->cache_to, to);
+    if (cached) {
+        a = sender->cache_actor;
+        if (wispi_actor_is_dead(a)) {
+            drop_send_cache(sender);
+            free_chain(first, count);
+            return -ESRCH;
+        }
+    } else {
+        a = wispi_actor_acquire(rt, to);
+        if (!a) {
+            free_chain(first, count);
+            return -ESRCH;
+        }
+        if (sender && !(sender->flags & ACTOR_DEAD)) {
+            drop_send_cache(sender);
+            sender->cache_to = to;
+            sender->cache_actor = a; /* our lookup reference becomes the cache's */
+            cached = true;
+        }
     }
     if (try_only &&
         atomic_load_explicit(&a->pending, memory_order_relaxed) + count > a->limit) {
-        wispi_actor_release(a);
+        if (!cached)
+            wispi_actor_release(a);
         free_chain(first, count);
         return WISP_EFULL;
     }
-    return wispi_deliver(a, first, last, count);
+    return push_chain(a, first, last, count, cached);
 }
 
-static int send_copy(struct wisp_runtime *rt, wisp_addr from, wisp_addr to, uint32_t type,
-                     const void *data, size_t len, bool try_only)
+static int send_copy(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr to,
+                     uint32_t type, const void *data, size_t len, bool try_only)
 {
     if (type >= WISP_MSG_SYSTEM || (!data && len))
         return -EINVAL;
     struct wispi_msg *m = wispi_msg_new(type, data, len);
     if (!m)
         return -ENOMEM;
-    m->from = from;
-    return wispi_send_chain(rt, to, m, m, 1, try_only);
+    m->from = sender ? sender->addr : WISP_ADDR_NONE;
+    return wispi_send_chain(rt, sender, to, m, m, 1, try_only);
 }
 
-static int send_owned(struct wisp_runtime *rt, wisp_addr from, wisp_addr to, uint32_t type,
-                      void *data, size_t len, wisp_release_fn release, void *arg)
+static int send_owned(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr to,
+                      uint32_t type, void *data, size_t len, wisp_release_fn release, void *arg)
 {
     if (type >= WISP_MSG_SYSTEM) {
         if (release)
@@ -104,8 +142,8 @@ static int send_owned(struct wisp_runtime *rt, wisp_addr from, wisp_addr to, uin
     struct wispi_msg *m = wispi_msg_new_owned(type, data, len, release, arg);
     if (!m)
         return -ENOMEM;
-    m->from = from;
-    return wispi_send_chain(rt, to, m, m, 1, false);
+    m->from = sender ? sender->addr : WISP_ADDR_NONE;
+    return wispi_send_chain(rt, sender, to, m, m, 1, false);
 }
 
 /* Send a system message; -ESRCH if the target is gone. */
@@ -113,42 +151,42 @@ static int send_sys(struct wisp_runtime *rt, wisp_addr to, struct wispi_msg *m)
 {
     if (!m)
         return -ENOMEM;
-    return wispi_send_chain(rt, to, m, m, 1, false);
+    return wispi_send_chain(rt, NULL, to, m, m, 1, false);
 }
 
 int wisp_send(struct wisp_ctx *ctx, wisp_addr to, uint32_t type, const void *data, size_t len)
 {
-    return send_copy(ctx->actor->rt, ctx->actor->addr, to, type, data, len, false);
+    return send_copy(ctx->actor->rt, ctx->actor, to, type, data, len, false);
 }
 
 int wisp_rt_send(struct wisp_runtime *rt, wisp_addr to, uint32_t type, const void *data,
                  size_t len)
 {
-    return send_copy(rt, WISP_ADDR_NONE, to, type, data, len, false);
+    return send_copy(rt, NULL, to, type, data, len, false);
 }
 
 int wisp_try_send(struct wisp_ctx *ctx, wisp_addr to, uint32_t type, const void *data,
                   size_t len)
 {
-    return send_copy(ctx->actor->rt, ctx->actor->addr, to, type, data, len, true);
+    return send_copy(ctx->actor->rt, ctx->actor, to, type, data, len, true);
 }
 
 int wisp_rt_try_send(struct wisp_runtime *rt, wisp_addr to, uint32_t type, const void *data,
                      size_t len)
 {
-    return send_copy(rt, WISP_ADDR_NONE, to, type, data, len, true);
+    return send_copy(rt, NULL, to, type, data, len, true);
 }
 
 int wisp_send_owned(struct wisp_ctx *ctx, wisp_addr to, uint32_t type, void *data, size_t len,
                     wisp_release_fn release, void *arg)
 {
-    return send_owned(ctx->actor->rt, ctx->actor->addr, to, type, data, len, release, arg);
+    return send_owned(ctx->actor->rt, ctx->actor, to, type, data, len, release, arg);
 }
 
 int wisp_rt_send_owned(struct wisp_runtime *rt, wisp_addr to, uint32_t type, void *data,
                        size_t len, wisp_release_fn release, void *arg)
 {
-    return send_owned(rt, WISP_ADDR_NONE, to, type, data, len, release, arg);
+    return send_owned(rt, NULL, to, type, data, len, release, arg);
 }
 
 int wisp_send_batch(struct wisp_ctx *ctx, wisp_addr to, const struct wisp_batch_item *items,
@@ -174,7 +212,27 @@ int wisp_send_batch(struct wisp_ctx *ctx, wisp_addr to, const struct wisp_batch_
             first = m;
         last = m;
     }
-    return wispi_send_chain(ctx->actor->rt, to, first, last, (uint32_t)n, false);
+    return wispi_send_chain(ctx->actor->rt, ctx->actor, to, first, last, (uint32_t)n, false);
+}
+
+int wisp_notify_drained(struct wisp_ctx *ctx, wisp_addr to, uint32_t type)
+{
+    if (type >= WISP_MSG_SYSTEM)
+        return -EINVAL;
+    /* The request is let past the limit on purpose (the mailbox is full: that is the point),
+     * so the pressure status a full mailbox reports is not a failure here. */
+    int rc = send_sys(ctx->actor->rt, to, wispi_msg_new_sys(SYS_DRAINED, ctx->actor->addr, type));
+    return rc < 0 ? rc : 0;
+}
+
+/* Answer a SYS_DRAINED request. */
+static void answer_drained(struct wispi_actor *a, const struct wispi_msg *m)
+{
+    struct wispi_msg *r = wispi_msg_new((uint32_t)m->aux, NULL, 0);
+    if (!r)
+        return;
+    r->from = a->addr;
+    wispi_send_chain(a->rt, NULL, m->from, r, r, 1, false);
 }
 
 /* ---- relations (links and monitors), worker-owned ---------------------------------------- */
@@ -499,6 +557,8 @@ static void release_dead_letter(struct wispi_actor *a, struct wispi_msg *m)
     }
     if (reply)
         send_sys(a->rt, m->from, reply);
+    if (m->sys == SYS_DRAINED) /* the waiter must not wait forever: it learns on its next send */
+        answer_drained(a, m);
     if (m->sys == SYS_TIMER) /* its timer was cancelled when the actor died: free it */
         wispi_timer_delivered(NULL, (struct wispi_timer *)(uintptr_t)m->aux);
     m->sys = SYS_NONE;
@@ -539,6 +599,7 @@ static void die(struct wispi_worker *w, struct wispi_actor *a, struct wisp_exit 
     drain_dead(a);
     atomic_fetch_sub_explicit(&(atomic_load_explicit(&a->home, memory_order_relaxed))->load, 1,
                               memory_order_relaxed);
+    drop_send_cache(a);
     atomic_fetch_sub_explicit(&a->rt->live, 1, memory_order_release);
     wispi_actor_release(a); /* the alive reference; the scheduled one is still ours */
 }
@@ -618,6 +679,9 @@ static void dispatch(struct wispi_worker *w, struct wispi_actor *a, struct wispi
         break;
     case SYS_KILL:
         wisp_stop(w->ctx, (struct wisp_exit){WISP_EXIT_KILLED, 0});
+        break;
+    case SYS_DRAINED:
+        answer_drained(a, m);
         break;
     }
     wispi_msg_release_payload(m);

@@ -165,6 +165,21 @@ static void free_actor(struct wispi_actor *a)
     pthread_mutex_unlock(&rt->slot_lock);
 }
 
+void wispi_actor_addref(struct wispi_actor *a)
+{
+    struct wispi_slot *s = slot_at(a->rt, (uint32_t)a->addr.id);
+    /* relaxed: the caller already holds a reference, so the actor cannot be freed meanwhile;
+     * the new reference is handed over through a queue that orders what follows. */
+    atomic_fetch_add_explicit(&s->ctl, CTL_REF, memory_order_relaxed);
+}
+
+bool wispi_actor_is_dead(const struct wispi_actor *a)
+{
+    struct wispi_slot *s = slot_at(a->rt, (uint32_t)a->addr.id);
+    /* relaxed: a stale "alive" only delivers to a dead actor, which releases the message. */
+    return atomic_load_explicit(&s->ctl, memory_order_relaxed) & CTL_DEAD;
+}
+
 void wispi_actor_release(struct wispi_actor *a)
 {
     struct wispi_slot *s = slot_at(a->rt, (uint32_t)a->addr.id);

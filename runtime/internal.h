@@ -53,6 +53,7 @@ enum wispi_sys {
     SYS_TIMER,     /* a timer fired: aux = timer pointer */
     SYS_SHUTDOWN,  /* the runtime is stopping */
     SYS_KILL,      /* stop now with reason KILLED */
+    SYS_DRAINED,   /* from asked to hear (message type aux) when what is ahead is done */
 };
 
 struct wispi_msg {
@@ -133,6 +134,10 @@ struct wispi_actor {
     struct wisp_exit stop_reason; /* valid with ACTOR_STOPPING */
     struct wispi_relations *rel;
     struct wispi_timer *timers;   /* this actor's live timers (a list) */
+    /* The last actor this one sent to, with a reference held: repeated sends to the same
+     * address (a reply stream, a ring, a fan-in) skip the lookup's atomic pair. */
+    wisp_addr cache_to;
+    struct wispi_actor *cache_actor;
     _Atomic bool registered;      /* a name was ever registered for it */
     _Atomic bool kill;            /* wisp_rt_kill(): die at the next message */
     _Alignas(16) unsigned char state[];
@@ -140,6 +145,10 @@ struct wispi_actor {
 
 /* Find a live actor by address and take a reference on it. NULL if no such actor. */
 struct wispi_actor *wispi_actor_acquire(struct wisp_runtime *rt, wisp_addr addr);
+/* Take one more reference on an actor we already hold one on. */
+void wispi_actor_addref(struct wispi_actor *a);
+/* Whether the actor's slot says it is dead (possibly late: see wispi_actor_mark_dead). */
+bool wispi_actor_is_dead(const struct wispi_actor *a);
 /* Drop a reference; the last one frees the actor. */
 void wispi_actor_release(struct wispi_actor *a);
 /* Allocate an actor (one reference: alive) and its slot. */
@@ -160,9 +169,11 @@ void wispi_actor_for_each(struct wisp_runtime *rt, void (*fn)(struct wispi_actor
  * reference. Returns 0 or WISP_SEND_PRESSURE. */
 int wispi_deliver(struct wispi_actor *a, struct wispi_msg *first, struct wispi_msg *last,
                   uint32_t count);
-/* Look up, push, schedule: the common send path. -ESRCH frees the messages. */
-int wispi_send_chain(struct wisp_runtime *rt, wisp_addr to, struct wispi_msg *first,
-                     struct wispi_msg *last, uint32_t count, bool try_only);
+/* Look up, push, schedule: the common send path. -ESRCH frees the messages. `sender` is the
+ * sending actor (its send cache is used and updated) or NULL. */
+int wispi_send_chain(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr to,
+                     struct wispi_msg *first, struct wispi_msg *last, uint32_t count,
+                     bool try_only);
 /* Put a scheduled actor (we hold its scheduled reference) on its home worker's queue. */
 void wispi_schedule(struct wispi_actor *a);
 /* Run one turn of an actor on worker w. Consumes the scheduled reference unless the actor

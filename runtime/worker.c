@@ -249,22 +249,52 @@ static struct __kernel_timespec ms_to_ts(uint64_t ms)
     return ts;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* Before paying for a sleep and a wake-up (a syscall on both sides), watch the remote queue
+ * for a few microseconds: under cross-worker traffic the next actor usually arrives that
+ * soon. Bounded, so an idle runtime still sleeps almost at once. */
+static bool brief_spin(struct wispi_worker *w)
+{
+    for (int i = 0; i < 256; i++) {
+        if (wispi_runq_maybe_nonempty(&w->remote))
+            return true;
+        cpu_relax();
+    }
+    return false;
+}
+
 /* Sleep in the ring until woken, a completion arrives, or the next timer is due. */
 static void wait_for_work(struct wispi_worker *w)
 {
+    if (brief_spin(w))
+        return;
     /* seq_cst store, then seq_cst loads of the queues: the Dekker handshake with producers
      * (wispi_runq_push then wispi_worker_wake). Either they see 1 and wake us, or we see
      * their push here and do not sleep. */
     atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
-    if (wispi_runq_maybe_nonempty(&w->remote) ||
-        atomic_load_explicit(&w->rt->stop_state, memory_order_seq_cst) == 1) {
+    int stopping = atomic_load_explicit(&w->rt->stop_state, memory_order_seq_cst);
+    if (wispi_runq_maybe_nonempty(&w->remote) || stopping == 1 ||
+        (stopping && atomic_load_explicit(&w->rt->live, memory_order_seq_cst) == 0)) {
+        /* work arrived, or the shutdown needs this worker to look (or to leave) */
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
         return;
     }
     uint64_t next = wispi_timers_next(w);
-    if (w->index == 0 && atomic_load_explicit(&w->rt->stop_state, memory_order_relaxed) == 2 &&
-        w->rt->stop_deadline_ms < next)
-        next = w->rt->stop_deadline_ms;
+    if (stopping) {
+        /* While stopping, never sleep long: worker 0 watches the deadline, and every worker
+         * must notice when the last actor is gone even if a wake-up crossed its sleep. */
+        uint64_t soon = wispi_now_ms(w->rt) + 10;
+        if (soon < next)
+            next = soon;
+    }
     struct io_uring_cqe *cqe;
     if (next == UINT64_MAX) {
         int rc;

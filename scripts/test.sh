@@ -43,6 +43,11 @@ build() {
 echo "== gcc, -Werror"
 if CC=gcc build build-ci-gcc; then
   run_suite build-ci-gcc gcc
+  if bash scripts/check-install.sh build-ci-gcc; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); failures+=("install + pkg-config consumer")
+  fi
 else
   failed=$((failed + 1)); failures+=("gcc build failed")
 fi

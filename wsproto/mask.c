@@ -37,10 +37,10 @@ static inline uint32_t key_rotate(uint32_t k, size_t r)
     unsigned bits = (unsigned)(r & 3) * 8;
     if (bits == 0)
         return k;
-#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) &&                                  \
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) &&                                    \
     __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     return k << bits | k >> (32 - bits);
-#elif defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) &&                             \
+#elif defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) &&                               \
     __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     return k >> bits | k << (32 - bits);
 #else
@@ -56,8 +56,7 @@ static inline uint32_t key_rotate(uint32_t k, size_t r)
 
 /* dst[i] = src[i] ^ key[(phase + i) % 4] for i < n. dst == src is allowed (in place); other
  * overlaps are not. */
-static void xor_key(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
-                    size_t phase)
+static void xor_key(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t phase)
 {
     size_t i = 0;
     phase &= 3;

@@ -13,7 +13,8 @@
  */
 void wispi_unmask(uint8_t *p, size_t n, uint8_t key[4]);
 
-/** dst[i] = src[i] ^ key[i % 4] for n bytes (client sends: mask while copying). */
+/** dst[i] = src[i] ^ key[i % 4] for n bytes (client sends: mask while copying). dst may equal
+ *  src (in place); other overlaps are not allowed. */
 void wispi_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4]);
 
 #endif

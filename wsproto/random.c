@@ -28,12 +28,11 @@
 #include <sys/random.h>
 #include <sys/types.h>
 
-
 _Static_assert(WISPI_RANDOM_POOL_SIZE % 4 == 0, "the pool hands out whole keys");
 
 struct pool {
     uint8_t bytes[WISPI_RANDOM_POOL_SIZE];
-    size_t avail;     /* unused bytes: bytes[0 .. avail) */
+    size_t avail; /* unused bytes: bytes[0 .. avail) */
     uint64_t refills;
 };
 

@@ -85,6 +85,7 @@ static inline __m128i load16(const uint8_t *p)
  *
  * A character cut by the end of the run has not been checked against the bytes after it;
  * the caller gets back the index of its lead byte and checks it with the scalar code. */
+/* clang-format off */
 enum {
     TOO_SHORT = 0x01, TOO_LONG = 0x02, OVERLONG_3 = 0x04, TOO_LARGE = 0x08,
     SURROGATE = 0x10, OVERLONG_2 = 0x20, OVERLONG_4 = 0x40, TWO_CONTS = 0x80,
@@ -131,11 +132,13 @@ static const uint8_t open_at_end[16] = {
     0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xEF, 0xDF, 0xBF,
 };
 
+/* clang-format on */
+
 #define SIMD_BAD SIZE_MAX
 /* Switch to validate_ssse3 after this many multi-byte characters on the scalar path, if at
  * least SSSE3_MIN bytes remain. */
 #define SSSE3_AFTER 8
-#define SSSE3_MIN 64
+#define SSSE3_MIN   64
 /* ... and back to the ASCII path after this many all-ASCII 16-byte blocks in a row. */
 #define SSSE3_ASCII_EXIT 4
 
@@ -145,8 +148,7 @@ static const uint8_t open_at_end[16] = {
  * end of that ASCII run, or the lead byte of a character cut by the last block, or the end
  * of the last block; SIMD_BAD for a bad pair. Each resume point is a character boundary.
  * Needs n - i >= 16. */
-__attribute__((target("ssse3"))) static size_t validate_ssse3(const uint8_t *p, size_t i,
-                                                               size_t n)
+__attribute__((target("ssse3"))) static size_t validate_ssse3(const uint8_t *p, size_t i, size_t n)
 {
     const __m128i t1 = load16(by_b1_high), t2 = load16(by_b1_low), t3 = load16(by_b2_high);
     const __m128i nibble = _mm_set1_epi8(0x0F), zero = _mm_setzero_si128();
@@ -174,9 +176,9 @@ __attribute__((target("ssse3"))) static size_t validate_ssse3(const uint8_t *p, 
         __m128i b1_high = _mm_and_si128(_mm_srli_epi16(prev1, 4), nibble);
         __m128i b1_low = _mm_and_si128(prev1, nibble);
         __m128i b2_high = _mm_and_si128(_mm_srli_epi16(in, 4), nibble);
-        __m128i bad = _mm_and_si128(_mm_and_si128(_mm_shuffle_epi8(t1, b1_high),
-                                                  _mm_shuffle_epi8(t2, b1_low)),
-                                    _mm_shuffle_epi8(t3, b2_high));
+        __m128i bad = _mm_and_si128(
+            _mm_and_si128(_mm_shuffle_epi8(t1, b1_high), _mm_shuffle_epi8(t2, b1_low)),
+            _mm_shuffle_epi8(t3, b2_high));
         /* must23: saturating subtraction leaves bit 7 set iff the byte two back is >= E0
          * (0xE0 - 0x60 = 0x80) or the byte three back is >= F0 (0xF0 - 0x70). */
         __m128i prev2 = _mm_alignr_epi8(in, prev, 14);
@@ -209,6 +211,9 @@ static bool use_ssse3(void)
 #if defined(__SSSE3__)
         s = 1;
 #else
+        /* cpu_init is idempotent; it makes the check right even if we run from another
+         * constructor before libgcc's own has filled in the CPU model. */
+        __builtin_cpu_init();
         s = __builtin_cpu_supports("ssse3") ? 1 : 0;
 #endif
         atomic_store_explicit(&ssse3_state, s, memory_order_relaxed);
@@ -220,6 +225,7 @@ static bool use_ssse3(void)
 /* State after a lead byte: `need` continuation bytes to come, the next one in lo..hi. */
 #define S(need, lo, hi) (((uint32_t)(need) << 16) | ((uint32_t)(lo) << 8) | (uint32_t)(hi))
 
+/* clang-format off */
 #define A_  WISPI_UTF8_OK      /* ASCII: still at a character boundary */
 #define X_  WISPI_UTF8_BAD     /* never starts a character: continuation, C0, C1, F5-FF */
 #define C2_ S(1, 0x80, 0xBF)   /* C2-DF: U+0080-U+07FF (C0, C1 would be overlong) */
@@ -241,6 +247,7 @@ static const uint32_t lead_state[] = {
     E0_, R4(E1_), R4(E1_), R4(E1_), ED_, E1_, E1_,                          /* E0-EF */
     F0_, F1_, F1_, F1_, F4_, R4(X_), R4(X_), X_, X_, X_,                    /* F0-FF */
 };
+/* clang-format on */
 _Static_assert(sizeof lead_state / sizeof lead_state[0] == 256, "one entry per byte value");
 
 /* Masks over bytes 3 and 4 of a character (read as b3 | b4 << 8), by `need`: those of its
@@ -376,9 +383,9 @@ uint32_t wispi_utf8_feed(uint32_t state, const uint8_t *p, size_t n)
     return state;
 }
 
-/* 4 KiB: well inside L1 data cache (32-48 KiB) on current CPUs, and long enough that the two
+/* 16 KiB: well inside L1 data cache (32-48 KiB) on current CPUs, and long enough that the two
  * calls per block and the character cut at each block edge cost nothing measurable. */
-#define UNMASK_BLOCK 4096
+#define UNMASK_BLOCK 16384
 
 uint32_t wispi_utf8_unmask_feed(uint32_t state, uint8_t *p, size_t n, uint8_t key[4])
 {

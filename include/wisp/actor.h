@@ -173,6 +173,17 @@ WISP_API int wisp_send_owned(struct wisp_ctx *ctx, wisp_addr to, uint32_t type, 
 WISP_API int wisp_rt_send_owned(struct wisp_runtime *rt, wisp_addr to, uint32_t type, void *data,
                                 size_t len, wisp_release_fn release, void *arg);
 
+/**
+ * Ask `to` to send the running actor a message of `type` (no payload, from `to`) once it has
+ * processed everything queued before this request. After wisp_try_send() returned WISP_EFULL,
+ * this is how a sender waits for room without polling: the request joins the back of the full
+ * mailbox and the answer comes when that backlog is gone. If `to` dies first, the answer still
+ * comes (and the next send reports -ESRCH), so a waiting sender is never stranded.
+ * @return 0, -ESRCH (no such actor: nothing will arrive), -ENOMEM, -EINVAL (type in the
+ *         system range).
+ */
+WISP_API int wisp_notify_drained(struct wisp_ctx *ctx, wisp_addr to, uint32_t type);
+
 /** One entry of a batched send. */
 struct wisp_batch_item {
     uint32_t type;

@@ -11,7 +11,8 @@
  *   arg = byte0 >> 3.
  * Each chunk is copied into its own heap block of exactly its length, so a read past it is an
  * AddressSanitizer report. Any disagreement with the reference (the chunk where BAD first
- * appears, or the final state) aborts.
+ * appears, or the final state) aborts. The text is also masked and put through
+ * wispi_utf8_unmask_feed(), which must give back the text and the same verdict.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,16 +21,18 @@
 
 #include <wisp/ws.h>
 
+#include "mask.h"
 #include "utf8.h"
-#include "utf8_ref.h"
+#include "../support/utf8_ref.h" /* relative: the fuzz build has no support/ include dir */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void mismatch(const uint8_t *text, size_t n, size_t start, size_t end, uint32_t st,
                      struct utf8_ref ref)
 {
-    fprintf(stderr, "fuzz_utf8: chunk [%zu,%zu) of %zu gave state %08x; reference: %s at %zu, "
-                    "boundary %d\n",
+    fprintf(stderr,
+            "fuzz_utf8: chunk [%zu,%zu) of %zu gave state %08x; reference: %s at %zu, "
+            "boundary %d\n",
             start, end, n, (unsigned)st, ref.bad ? "bad" : "no bad byte", ref.bad_at,
             (int)ref.boundary);
     for (size_t i = 0; i < n; i++)
@@ -102,6 +105,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(whole, text, n);
     if (wisp_utf8_valid(whole, n) != (!ref.bad && ref.boundary))
         mismatch(text, n, 0, n, st, ref);
+
+    /* The same text masked, then unmasked and validated in one pass. */
+    uint8_t key[4] = {(uint8_t)ctl, (uint8_t)(n * 7), (uint8_t)(rng >> 3), 0x5A};
+    uint8_t key2[4];
+    memcpy(key2, key, 4);
+    wispi_mask_copy(whole, text, n, key);
+    uint32_t st2 = wispi_utf8_unmask_feed(WISPI_UTF8_OK, whole, n, key2);
+    if (memcmp(whole, text, n) != 0)
+        abort();
+    if ((st2 == WISPI_UTF8_BAD) != ref.bad || (!ref.bad && (st2 == WISPI_UTF8_OK) != ref.boundary))
+        mismatch(text, n, 0, n, st2, ref);
     free(whole);
     return 0;
 }

@@ -19,9 +19,9 @@
 #include <stdint.h>
 
 struct utf8_ref {
-    bool bad;         /* some byte makes the input impossible */
-    size_t bad_at;    /* if bad: index of the first such byte */
-    bool boundary;    /* if !bad: the input ends between characters (so it is valid) */
+    bool bad;      /* some byte makes the input impossible */
+    size_t bad_at; /* if bad: index of the first such byte */
+    bool boundary; /* if !bad: the input ends between characters (so it is valid) */
 };
 
 /* Can a character of len bytes, whose first `have` bytes gave the value bits v, still be a

@@ -42,8 +42,7 @@ static void fill_random(uint8_t *p, size_t n)
     }
 }
 
-static void ref_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
-                     size_t off)
+static void ref_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], size_t off)
 {
     for (size_t i = 0; i < n; i++)
         dst[i] = src[i] ^ key[(off + i) % 4];
@@ -319,10 +318,8 @@ static void test_guard_pages(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc_example),
-        cmocka_unit_test(test_lengths_alignments),
-        cmocka_unit_test(test_long_buffers),
-        cmocka_unit_test(test_splits),
+        cmocka_unit_test(test_rfc_example),  cmocka_unit_test(test_lengths_alignments),
+        cmocka_unit_test(test_long_buffers), cmocka_unit_test(test_splits),
         cmocka_unit_test(test_guard_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,6 +37,9 @@ enum {
     CMD_FAIL,
     CMD_LOG,         /* data: int; append to the log */
     CMD_FORWARD,     /* data: struct fwd; send CMD_LOG(v) to `to` */
+    CMD_FILL,        /* data: wisp_addr; try_send CMD_LOG to it until full, then wait */
+    CMD_FILL_FAIL,   /* the same, but tell it to fail before asking to hear of the drain */
+    CMD_DRAINED,     /* the answer to wisp_notify_drained */
     TICK,            /* the timers' message type */
 };
 
@@ -47,6 +50,8 @@ struct log {
     int norder;
     int terminated;
     enum wisp_exit_kind last_exit;
+    int sent_before_full;
+    int drained_seen;  /* CMD_LOG messages processed when CMD_DRAINED arrived; -1 never */
     uint64_t latest;  /* latest tick time seen */
     bool out_of_order;
 };
@@ -112,6 +117,23 @@ static void script_receive(struct wisp_ctx *ctx, void *st, const struct wisp_msg
         assert_int_equal(wisp_send(ctx, f.to, CMD_LOG, &f.v, sizeof f.v), 0);
         break;
     }
+    case CMD_FILL:
+    case CMD_FILL_FAIL: {
+        wisp_addr to;
+        memcpy(&to, m->data, sizeof to);
+        int v = 7, rc;
+        while ((rc = wisp_try_send(ctx, to, CMD_LOG, &v, sizeof v)) == 0)
+            L.sent_before_full++;
+        assert_int_equal(rc, WISP_EFULL);
+        if (m->type == CMD_FILL_FAIL) /* a plain send is queued past the limit */
+            assert_int_equal(wisp_send(ctx, to, CMD_FAIL, NULL, 0), WISP_SEND_PRESSURE);
+        assert_int_equal(wisp_notify_drained(ctx, to, CMD_DRAINED), 0);
+        assert_int_equal(wisp_notify_drained(ctx, to, WISP_MSG_DOWN), -EINVAL);
+        break;
+    }
+    case CMD_DRAINED:
+        L.drained_seen = L.norder;
+        break;
     case TICK:
         assert_true(m->timer != 0);
         uint64_t now = wisp_runtime_now_ms(wisp_runtime_of(ctx));
@@ -230,6 +252,32 @@ static void test_mailbox_limit_seen_by_sender(void **state)
     wisp_runtime_free(rt);
 }
 
+/* A sender that found the receiver full waits for its backlog to drain, then hears of it. */
+static void test_notify_drained(void **state)
+{
+    memset(&L, 0, sizeof L);
+    L.drained_seen = -1;
+    struct wisp_runtime *rt = new_rt(8);
+    wisp_addr r = spawn_script(rt), s = spawn_script(rt);
+    assert_int_equal(wisp_runtime_run(rt), 0); /* both inited: r's mailbox is empty */
+    assert_int_equal(wisp_rt_send(rt, s, CMD_FILL, &r, sizeof r), 0);
+    assert_int_equal(wisp_runtime_run(rt), 0);
+    assert_int_equal(L.sent_before_full, 10); /* the limit */
+    assert_int_equal(L.drained_seen, 10);     /* answered after all ten were processed */
+
+    /* the receiver dies before it reaches the request: the waiter still hears, instead of
+     * waiting forever */
+    L.drained_seen = -1;
+    L.norder = 0;
+    L.sent_before_full = 0;
+    assert_int_equal(wisp_rt_send(rt, s, CMD_FILL_FAIL, &r, sizeof r), 0);
+    assert_int_equal(wisp_runtime_run(rt), 0);
+    assert_int_equal(L.terminated, 1);
+    assert_int_equal(L.drained_seen, 10);
+    assert_int_equal(wisp_rt_send(rt, r, CMD_LOG, NULL, 0), -ESRCH);
+    wisp_runtime_free(rt);
+}
+
 static void test_normal_exit_does_not_propagate(void **state)
 {
     memset(&L, 0, sizeof L);
@@ -308,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_cancel_before_and_after_firing),
         cmocka_unit_test(test_many_timers),
         cmocka_unit_test(test_mailbox_limit_seen_by_sender),
+        cmocka_unit_test(test_notify_drained),
         cmocka_unit_test(test_normal_exit_does_not_propagate),
         cmocka_unit_test(test_replay_from_seed),
         cmocka_unit_test(test_stop_in_deterministic_mode),

@@ -96,8 +96,8 @@ static int check_chunks(const uint8_t *in, size_t n, const size_t *cuts, size_t 
         if ((st == WISPI_UTF8_BAD) != should_be_bad) {
             char what[160];
             snprintf(what, sizeof what,
-                     "chunk [%zu,%zu) from state %08x gave %08x; first bad byte %s%zu", start,
-                     end, (unsigned)prev, (unsigned)st, ref.bad ? "at " : "none ",
+                     "chunk [%zu,%zu) from state %08x gave %08x; first bad byte %s%zu", start, end,
+                     (unsigned)prev, (unsigned)st, ref.bad ? "at " : "none ",
                      ref.bad ? ref.bad_at : 0);
             dump_failure(in, n, cuts, ncuts, what);
             return -1;
@@ -105,8 +105,9 @@ static int check_chunks(const uint8_t *in, size_t n, const size_t *cuts, size_t 
         start = end;
     }
     if (!ref.bad && (st == WISPI_UTF8_OK) != ref.boundary) {
-        dump_failure(in, n, cuts, ncuts, ref.boundary ? "valid input not accepted at the end"
-                                                      : "truncated input accepted");
+        dump_failure(in, n, cuts, ncuts,
+                     ref.boundary ? "valid input not accepted at the end"
+                                  : "truncated input accepted");
         return -1;
     }
     return 0;
@@ -152,7 +153,7 @@ static int check_all_splits3(const uint8_t *in, size_t n, struct utf8_ref ref)
 
 /* ---- hand-written vectors (Markus Kuhn's stress test, Autobahn 6.x) ---- */
 
-#define VALID (-1)     /* complete and valid */
+#define VALID     (-1) /* complete and valid */
 #define TRUNCATED (-2) /* nothing impossible, but cut inside a character */
 
 struct vec {
@@ -162,7 +163,10 @@ struct vec {
     long expect; /* VALID, TRUNCATED, or the index of the first impossible byte */
 };
 
-#define V(name, s, expect) {name, s, sizeof(s) - 1, expect}
+#define V(name, s, expect)                                                                         \
+    {                                                                                              \
+        name, s, sizeof(s) - 1, expect                                                             \
+    }
 
 #define KOSME "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"
 
@@ -196,7 +200,12 @@ static const struct vec vectors[] = {
     V("6.22 noncharacter U+FDD0", "\xef\xb7\x90", VALID),
     V("6.22 noncharacter U+1FFFE", "\xf0\x9f\xbf\xbe", VALID),
     V("6.22 noncharacter U+10FFFE", "\xf4\x8f\xbf\xbe", VALID),
-    V("mixed", "a\xc2\x80" "b\xe0\xa0\x80" "c\xf0\x90\x80\x80" "d", VALID),
+    V("mixed",
+      "a\xc2\x80"
+      "b\xe0\xa0\x80"
+      "c\xf0\x90\x80\x80"
+      "d",
+      VALID),
     /* cut inside a character: nothing impossible yet */
     V("C2 alone", "\xc2", TRUNCATED),
     V("DF alone", "\xdf", TRUNCATED),
@@ -210,8 +219,14 @@ static const struct vec vectors[] = {
     V("F4 alone", "\xf4", TRUNCATED),
     V("kosme cut", "\xce\xba\xe1\xbd", TRUNCATED),
     /* Autobahn 6.3/6.4: the fail-fast cases */
-    V("6.3.1 kosme + surrogate", KOSME "\xed\xa0\x80" "edited", 12),
-    V("6.4.1 kosme + F4 90 80 80", KOSME "\xf4\x90\x80\x80" "edited", 12),
+    V("6.3.1 kosme + surrogate",
+      KOSME "\xed\xa0\x80"
+            "edited",
+      12),
+    V("6.4.1 kosme + F4 90 80 80",
+      KOSME "\xf4\x90\x80\x80"
+            "edited",
+      12),
     V("6.4.3 kosme + F4 90", KOSME "\xf4\x90", 12),
     /* fail fast on a prefix: the chunk ending here is already BAD */
     V("ED A0 (surrogate prefix)", "\xed\xa0", 1),
@@ -258,16 +273,32 @@ static const struct vec vectors[] = {
     V("E1 80 space", "\xe1\x80\x20", 2),
     V("F1 80 80 space", "\xf1\x80\x80\x20", 3),
     /* 6.14: last continuation byte missing, with more text after it */
-    V("6.14.1 C0 then text", "\xc0" "x", 0),
-    V("6.14.2 E0 80 then text", "\xe0\x80" "x", 1),
-    V("6.14.6 DF then text", "\xdf" "x", 1),
-    V("6.14.7 EF BF then text", "\xef\xbf" "x", 2),
-    V("6.14.8 F4 8F BF then text", "\xf4\x8f\xbf" "x", 3),
+    V("6.14.1 C0 then text",
+      "\xc0"
+      "x",
+      0),
+    V("6.14.2 E0 80 then text",
+      "\xe0\x80"
+      "x",
+      1),
+    V("6.14.6 DF then text",
+      "\xdf"
+      "x",
+      1),
+    V("6.14.7 EF BF then text",
+      "\xef\xbf"
+      "x",
+      2),
+    V("6.14.8 F4 8F BF then text",
+      "\xf4\x8f\xbf"
+      "x",
+      3),
     V("2-byte then lead", "\xc2\xc2\x80", 1),
     V("3-byte then lead", "\xe1\x80\xe1\x80\x80", 2),
     /* 6.15: concatenated incomplete sequences */
-    V("6.15.1 concatenated", "\xc0\xe0\x80\xf0\x80\x80\xf8\x88\x80\x80\xdf\xef\xbf\xf7\xbf\xbf"
-                             "\xfb\xbf\xbf\xbf\xfd\xbf\xbf\xbf\xbf",
+    V("6.15.1 concatenated",
+      "\xc0\xe0\x80\xf0\x80\x80\xf8\x88\x80\x80\xdf\xef\xbf\xf7\xbf\xbf"
+      "\xfb\xbf\xbf\xbf\xfd\xbf\xbf\xbf\xbf",
       0),
     V("concatenated valid leads", "\xdf\xef\xbf\xf4\x8f\xbf", 1),
     /* 6.16: impossible bytes */
@@ -485,9 +516,16 @@ static void test_exhaustive_short(void **state)
 static void test_positions_in_ascii(void **state)
 {
     static const char *inserts[] = {
-        "\x80", "\xff", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", /* impossible */
-        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",                 /* valid */
-        "\xe2\x82", "\xf0\x9f\x98",                                     /* cut short */
+        "\x80",
+        "\xff",
+        "\xc0\x80",
+        "\xed\xa0\x80",
+        "\xf4\x90\x80\x80", /* impossible */
+        "\xc3\xa9",
+        "\xe2\x82\xac",
+        "\xf0\x9f\x98\x80", /* valid */
+        "\xe2\x82",
+        "\xf0\x9f\x98", /* cut short */
     };
     uint8_t buf[300];
     for (size_t len = 0; len <= 200; len++) {
@@ -512,9 +550,9 @@ static void test_positions_in_ascii(void **state)
  * whole and cut after the replaced byte. */
 static void test_dense_mutations(void **state)
 {
-    static const uint32_t cps[] = {0xE9,   0x3B1,   0x416,  0x7FF,   0x800,  0x4E2D,
-                                   0xD7FF, 0xE000,  0xFFFD, 0xFFFF,  0x10000, 0x1F642,
-                                   0x10FFFF, 0x41, 0x20};
+    static const uint32_t cps[] = {0xE9,    0x3B1,   0x416,    0x7FF,  0x800,
+                                   0x4E2D,  0xD7FF,  0xE000,   0xFFFD, 0xFFFF,
+                                   0x10000, 0x1F642, 0x10FFFF, 0x41,   0x20};
     static const size_t lens[] = {64, 67, 80, 97, 129, 200};
     uint8_t buf[400];
     for (size_t L = 0; L < sizeof lens / sizeof lens[0]; L++) {
@@ -548,8 +586,9 @@ static void test_dense_mutations(void **state)
 static void test_cut_before_ascii(void **state)
 {
     static const char *ends[] = {
-        "\xc3", "\xe4\xb8", "\xe4", "\xf0\x9f\x99", "\xf0\x9f", "\xf0", /* cut short */
-        "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x99\x82",                     /* complete */
+        "\xc3",         "\xe4\xb8",     "\xe4",
+        "\xf0\x9f\x99", "\xf0\x9f",     "\xf0",             /* cut short */
+        "\xc3\xa9",     "\xe4\xb8\xad", "\xf0\x9f\x99\x82", /* complete */
     };
     static const uint32_t cps[] = {0xE9, 0x416, 0x4E2D, 0x1F642, 0xFFFD, 0x10FFFF};
     uint8_t buf[300];
@@ -582,10 +621,17 @@ static void test_cut_before_ascii(void **state)
  * kind of place (including past the first block: the rest must still be unmasked). */
 static void test_unmask_feed(void **state)
 {
-    enum { MAX = 3 * 4096 + 100 };
+    /* its block is 16 KiB; lengths on both sides of one, two and three blocks */
+    enum { BLOCK = 16384, MAX = 3 * BLOCK + 100 };
     static uint8_t plain[MAX], a[MAX], b[MAX];
-    static const size_t lens[] = {0, 1, 3, 4, 15, 16, 100, 4095, 4096, 4097, 8191, 8192,
-                                  8193, MAX};
+    static const size_t lens[] = {0,         1,
+                                  3,         4,
+                                  15,        16,
+                                  100,       4096,
+                                  BLOCK - 1, BLOCK,
+                                  BLOCK + 1, 2 * BLOCK - 1,
+                                  2 * BLOCK, 2 * BLOCK + 1,
+                                  MAX};
     for (size_t L = 0; L < sizeof lens / sizeof lens[0]; L++) {
         for (int variant = 0; variant < 6; variant++) {
             size_t n = lens[L];
@@ -603,16 +649,16 @@ static void test_unmask_feed(void **state)
             }
             if (variant == 1 && n > 0)
                 plain[rng_below(n)] = 0xFF;
-            if (variant == 2 && n > 4100)
-                plain[4096 + rng_below(4)] = 0xC0; /* bad right after the first block */
+            if (variant == 2 && n > BLOCK + 4)
+                plain[BLOCK + rng_below(4)] = 0xC0; /* bad right after the first block */
             if (variant == 3 && n > 0)
                 plain[n - 1] = 0xE4; /* ends inside a character */
             uint8_t key[4], ka[4], kb[4];
             for (int j = 0; j < 4; j++)
                 key[j] = (uint8_t)rng();
-            uint32_t start = variant == 4 ? wispi_utf8_feed(WISPI_UTF8_OK,
-                                                            (const uint8_t *)"\xe2\x82", 2)
-                                          : WISPI_UTF8_OK;
+            uint32_t start = variant == 4
+                                 ? wispi_utf8_feed(WISPI_UTF8_OK, (const uint8_t *)"\xe2\x82", 2)
+                                 : WISPI_UTF8_OK;
             if (variant == 4 && n > 0)
                 plain[0] = 0xAC; /* completes the euro sign begun before */
             if (variant == 5)
@@ -635,9 +681,8 @@ static void test_unmask_feed(void **state)
 /* ---- differential test against the reference over random and mutated inputs ---- */
 
 static const uint8_t interesting[] = {
-    0x00, 0x20, 0x41, 0x7F, 0x80, 0x81, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2,
-    0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xF7, 0xF8,
-    0xFB, 0xFC, 0xFE, 0xFF,
+    0x00, 0x20, 0x41, 0x7F, 0x80, 0x81, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0,
+    0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xF7, 0xF8, 0xFB, 0xFC, 0xFE, 0xFF,
 };
 
 static uint32_t random_code_point(void)
@@ -652,8 +697,8 @@ static uint32_t random_code_point(void)
     case 3:
         return 0x10000 + (uint32_t)rng_below(0x110000 - 0x10000);
     case 4: {
-        static const uint32_t edges[] = {0,      0x7F,   0x80,    0x7FF,    0x800,
-                                         0xD7FF, 0xD800, 0xDFFF,  0xE000,   0xFFFD,
+        static const uint32_t edges[] = {0,      0x7F,    0x80,     0x7FF,    0x800,
+                                         0xD7FF, 0xD800,  0xDFFF,   0xE000,   0xFFFD,
                                          0xFFFF, 0x10000, 0x10FFFF, 0x110000, 0x1FFFFF};
         return edges[rng_below(sizeof edges / sizeof edges[0])];
     }
