@@ -50,12 +50,20 @@ static int push_chain(struct wispi_actor *a, struct wispi_msg *first, struct wis
     uint32_t before = atomic_fetch_add_explicit(&a->pending, count, memory_order_relaxed);
     int rc = before + count > a->limit ? WISP_SEND_PRESSURE : 0;
     if (wispi_mailbox_push(&a->mbox, &first->node, &last->node)) {
-        if (keep_ref)
-            wispi_actor_addref(a); /* the scheduled state needs its own reference */
+        /* We made it runnable. A dead actor (still being drained of late messages) needs a
+         * reference while it sits in a queue; an alive one does not (see internal.h).
+         * acquire: pairs with the dying turn's release; our exchange already synchronised
+         * with the mailbox release that followed it. */
+        if (atomic_load_explicit(&a->dead, memory_order_acquire)) {
+            if (keep_ref)
+                wispi_actor_addref(a);
+            wispi_schedule(a);
+            return rc; /* our reference (or the new one) is the queue's now */
+        }
         wispi_schedule(a);
-    } else if (!keep_ref) {
-        wispi_actor_release(a);
     }
+    if (!keep_ref)
+        wispi_actor_release(a);
     return rc;
 }
 
@@ -361,11 +369,11 @@ static int spawn(struct wisp_runtime *rt, struct wispi_worker *near,
     atomic_fetch_add_explicit(&home->load, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
     /* INIT goes in before the actor is published, so it is always its first message. The
-     * fresh mailbox was empty, so this push makes us the scheduler: two references, one for
-     * being alive and one for being scheduled. */
+     * fresh mailbox was empty, so this push makes us the scheduler; an alive actor needs only
+     * its alive reference to wait in a queue. */
     wispi_mailbox_push(&a->mbox, &init->node, &init->node);
     atomic_store_explicit(&a->pending, 1, memory_order_relaxed);
-    wispi_actor_publish(a, 2);
+    wispi_actor_publish(a, 1);
     if (out)
         *out = a->addr;
     wispi_schedule(a);
@@ -600,8 +608,11 @@ static void die(struct wispi_worker *w, struct wispi_actor *a, struct wisp_exit 
     atomic_fetch_sub_explicit(&(atomic_load_explicit(&a->home, memory_order_relaxed))->load, 1,
                               memory_order_relaxed);
     drop_send_cache(a);
+    /* release: a producer that then schedules the dead actor must see it as dead. */
+    atomic_store_explicit(&a->dead, true, memory_order_release);
     atomic_fetch_sub_explicit(&a->rt->live, 1, memory_order_release);
-    wispi_actor_release(a); /* the alive reference; the scheduled one is still ours */
+    /* The alive reference is released at the end of this turn, after the last mailbox
+     * access (wispi_actor_run). */
 }
 
 /* ---- one turn ------------------------------------------------------------------------------- */
@@ -691,6 +702,8 @@ void wispi_actor_run(struct wispi_worker *w, struct wispi_actor *a)
 {
     w->ctx->actor = a;
     uint32_t processed = 0;
+    /* An actor that was already dead when queued came with a reference; one that dies in
+     * this turn still holds its alive one. Either way, exactly one is released below. */
     if (!(a->flags & ACTOR_DEAD)) {
         while (processed < TURN_BATCH) {
             /* relaxed: see wisp_rt_kill; a kill seen late is seen at the next message. */
@@ -724,9 +737,7 @@ void wispi_actor_run(struct wispi_worker *w, struct wispi_actor *a)
         wispi_actor_release(a);
         return;
     }
-    if (processed == TURN_BATCH || !wispi_mailbox_mark_empty(&a->mbox)) {
-        wispi_worker_enqueue(w, a); /* keeps the scheduled reference */
-        return;
-    }
-    wispi_actor_release(a); /* scheduled reference: the actor is idle now */
+    if (processed == TURN_BATCH || !wispi_mailbox_mark_empty(&a->mbox))
+        wispi_worker_enqueue(w, a); /* still runnable: back in the queue */
+    /* else idle: the next producer to find the mailbox empty schedules it */
 }

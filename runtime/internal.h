@@ -5,8 +5,10 @@
  *     the actor's turn (one at a time, handed over through the run queues); the mailbox head,
  *     `pending` and `home` are atomics any thread may touch.
  *   - An actor's memory lives while its slot's reference count is non-zero: one reference for
- *     being alive, one for being scheduled (in a run queue or running), one per sender in the
- *     middle of a send. The last release frees it.
+ *     being alive, one per sender in the middle of a send (or holding it in its send cache),
+ *     and, only once the actor is dead, one for each time it is put in a run queue. An alive
+ *     actor needs no reference to sit in a queue: it can only die during its own turn, and
+ *     that turn gives up the alive reference only after its last touch of the mailbox.
  *   - struct wispi_worker: everything but `remote`, `sleeping` and `load` belongs to the
  *     worker's thread.
  */
@@ -139,6 +141,9 @@ struct wispi_actor {
     wisp_addr cache_to;
     struct wispi_actor *cache_actor;
     _Atomic bool registered;      /* a name was ever registered for it */
+    /* Set by the dying turn before its last mailbox release; read by a producer that finds
+     * the mailbox empty, to know whether the queue needs a reference of its own. */
+    _Atomic bool dead;
     _Atomic bool kill;            /* wisp_rt_kill(): die at the next message */
     _Alignas(16) unsigned char state[];
 };
