@@ -541,6 +541,13 @@ int main(void)
     printf("parser_bench: median of %d interleaved batches of ~%.2f ms; GB = 1e9 payload "
            "bytes\n",
            SAMPLES, BATCH_NS / 1e6);
+    /* WISP_BENCH_SIMD=0..3 caps the vector paths (0 baseline, 1 SSSE3, 2 AVX2, 3 AVX-512),
+     * to compare them on one machine. */
+    const char *simd = getenv("WISP_BENCH_SIMD");
+    if (simd && *simd) {
+        int cap = atoi(simd);
+        printf("vector paths capped at level %d: masking uses %d\n", cap, wispi_mask_simd(cap));
+    }
     if (!WISP_BENCH_ENGINE)
         printf("(engine not built: internal functions only)\n");
     bench_sizes(&cfg);

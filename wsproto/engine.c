@@ -294,9 +294,16 @@ static bool control_chunk(struct wisp_ws *ws, uint8_t *p, size_t n, struct wisp_
     return true;
 }
 
+/* Text whose UTF-8 the engine checks: a compressed message is the extension's to check. */
+static bool checks_utf8(const struct wisp_ws *ws)
+{
+    return ws->_msg_op == WISP_WS_OP_TEXT && !(ws->_msg_rsv & WISP_WS_RSV1);
+}
+
 /* A piece of data payload arrived (n may be 0 for an empty frame). Returns true if *ev was
- * filled. The piece is already unmasked. */
-static bool data_chunk(struct wisp_ws *ws, uint8_t *p, size_t n, struct wisp_ws_event *ev)
+ * filled. The piece is already unmasked, and already fed to the UTF-8 validator if `fed`. */
+static bool data_chunk(struct wisp_ws *ws, uint8_t *p, size_t n, struct wisp_ws_event *ev,
+                       bool fed)
 {
     bool frame_done = ws->_remaining == 0;
     bool msg_done = frame_done && (ws->_b0 & 0x80);
@@ -304,9 +311,9 @@ static bool data_chunk(struct wisp_ws *ws, uint8_t *p, size_t n, struct wisp_ws_
         ws->_state = ST_HDR0;
 
     /* Validate text as it arrives, so bad UTF-8 fails at the first wrong byte (fail fast)
-     * and not at the end of the message. A compressed message is the extension's to check. */
-    if (ws->_msg_op == WISP_WS_OP_TEXT && !(ws->_msg_rsv & WISP_WS_RSV1)) {
-        uint32_t s = wispi_utf8_feed(ws->_utf8, p, n);
+     * and not at the end of the message. */
+    if (checks_utf8(ws)) {
+        uint32_t s = fed ? ws->_utf8 : wispi_utf8_feed(ws->_utf8, p, n);
         ws->_utf8 = s;
         if (s == WISPI_UTF8_BAD || (msg_done && s != WISPI_UTF8_OK)) {
             fail(ws, ev, WISP_WS_FAULT_BAD_UTF8);
@@ -314,12 +321,12 @@ static bool data_chunk(struct wisp_ws *ws, uint8_t *p, size_t n, struct wisp_ws_
         }
     }
 
-    ev->opcode = (enum wisp_ws_opcode)ws->_msg_op;
-    ev->rsv = ws->_msg_rsv & 0x70;
     if (ws->_flags & WS_F_STREAM) {
         if (n == 0 && !msg_done)
             return false; /* an empty middle fragment says nothing */
         ev->type = WISP_WS_EV_FRAGMENT;
+        ev->opcode = (enum wisp_ws_opcode)ws->_msg_op;
+        ev->rsv = ws->_msg_rsv & 0x70;
         ev->first = !(ws->_msg_rsv & WS_MSG_EMITTED);
         ev->last = msg_done;
         ev->data = n ? p : empty_payload;
@@ -327,6 +334,8 @@ static bool data_chunk(struct wisp_ws *ws, uint8_t *p, size_t n, struct wisp_ws_
         ws->_msg_rsv |= WS_MSG_EMITTED;
     } else if (ws->_flags & WS_F_ZEROCOPY) {
         ev->type = WISP_WS_EV_MESSAGE;
+        ev->opcode = (enum wisp_ws_opcode)ws->_msg_op;
+        ev->rsv = ws->_msg_rsv & 0x70;
         ev->first = ev->last = true;
         ev->data = n ? p : empty_payload;
         ev->len = n;
@@ -342,6 +351,8 @@ static bool data_chunk(struct wisp_ws *ws, uint8_t *p, size_t n, struct wisp_ws_
         if (!msg_done)
             return false;
         ev->type = WISP_WS_EV_MESSAGE;
+        ev->opcode = (enum wisp_ws_opcode)ws->_msg_op;
+        ev->rsv = ws->_msg_rsv & 0x70;
         ev->first = ev->last = true;
         ev->data = ws->_buf_len ? ws->_buf : empty_payload;
         ev->len = ws->_buf_len;
@@ -357,13 +368,21 @@ static size_t payload(struct wisp_ws *ws, uint8_t *p, size_t len, struct wisp_ws
                       bool *reported)
 {
     size_t n = len < ws->_remaining ? len : (size_t)ws->_remaining;
-    if (!(ws->_flags & WS_F_CLIENT))
-        wispi_unmask(p, n, ws->_mask);
+    bool fed = false;
+    if (!(ws->_flags & WS_F_CLIENT)) {
+        if (!is_control(ws->_b0) && checks_utf8(ws)) {
+            /* one pass over the bytes: unmask and validate block by block, in cache */
+            ws->_utf8 = wispi_utf8_unmask_feed(ws->_utf8, p, n, ws->_mask);
+            fed = true;
+        } else {
+            wispi_unmask(p, n, ws->_mask);
+        }
+    }
     ws->_remaining -= n;
     if (is_control(ws->_b0))
         *reported = control_chunk(ws, p, n, ev);
     else
-        *reported = data_chunk(ws, p, n, ev);
+        *reported = data_chunk(ws, p, n, ev, fed);
     return n;
 }
 
@@ -462,6 +481,97 @@ static size_t header_fast(struct wisp_ws *ws, const uint8_t *p, size_t len,
     return hlen;
 }
 
+/* Unmask a short payload 8 bytes at a time and return the OR of its unmasked words (to tell
+ * pure ASCII at once). The key sits in the frame header, 4-aligned to the payload start. */
+static uint64_t unmask_short(uint8_t *d, size_t n, const uint8_t *key)
+{
+    uint32_t k32;
+    memcpy(&k32, key, 4);
+    uint64_t k = (uint64_t)k32 << 32 | k32, high = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, d + i, 8);
+        w ^= k;
+        memcpy(d + i, &w, 8);
+        high |= w;
+    }
+    for (; i < n; i++) {
+        d[i] ^= key[i & 3];
+        high |= d[i];
+    }
+    return high;
+}
+
+/* The common case in one pass: a whole, unfragmented text or binary message of up to 64 KiB
+ * at the start of the buffer, no message open, nothing unusual claimed. Everything the
+ * general path checks is checked here too; any doubt returns 0 and the general path takes
+ * over from the same byte. Returns bytes consumed (and fills *ev), or 0. */
+static size_t whole_message(struct wisp_ws *ws, uint8_t *p, size_t len, struct wisp_ws_event *ev)
+{
+    if (len < 2 || ws->_msg_op || (ws->_flags & WS_F_STREAM))
+        return 0;
+    unsigned b0 = p[0], b1 = p[1];
+    unsigned op = b0 & 0x0F;
+    /* FIN set, no RSV bits, TEXT or BINARY */
+    if ((b0 & 0xF0) != 0x80 || (op != WISP_WS_OP_TEXT && op != WISP_WS_OP_BINARY))
+        return 0;
+    bool client = ws->_flags & WS_F_CLIENT;
+    if (((b1 & 0x80) != 0) == client)
+        return 0; /* the mask bit our role forbids: the general path reports it */
+    size_t plen = b1 & 0x7F, hlen = 2;
+    if (plen == 127)
+        return 0;
+    if (plen == 126) {
+        if (len < 4)
+            return 0;
+        plen = (size_t)p[2] << 8 | p[3];
+        if (plen < 126)
+            return 0; /* non-minimal: the general path reports it */
+        hlen = 4;
+    }
+    const uint8_t *key = p + hlen;
+    if (!client)
+        hlen += 4;
+    if (len < hlen + plen || plen > ws->_cfg->max_frame_size ||
+        plen > ws->_cfg->max_message_size)
+        return 0;
+    uint8_t *d = p + hlen;
+    bool text = op == WISP_WS_OP_TEXT;
+    bool valid = true;
+    if (plen <= WISP_WS_MAX_CONTROL) {
+        /* short: unmasking inline beats the call, and its OR tells pure ASCII for free */
+        uint64_t high = 0;
+        if (!client)
+            high = unmask_short(d, plen, key);
+        else if (text)
+            for (size_t i = 0; i < plen; i++)
+                high |= d[i];
+        if (text && (high & 0x8080808080808080ull))
+            valid = wispi_utf8_feed(WISPI_UTF8_OK, d, plen) == WISPI_UTF8_OK;
+    } else {
+        uint8_t k[4];
+        memcpy(k, key, 4);
+        if (text && !client)
+            valid = wispi_utf8_unmask_feed(WISPI_UTF8_OK, d, plen, k) == WISPI_UTF8_OK;
+        else if (!client)
+            wispi_unmask(d, plen, k);
+        else if (text)
+            valid = wispi_utf8_feed(WISPI_UTF8_OK, d, plen) == WISPI_UTF8_OK;
+    }
+    if (!valid) {
+        ws->_b0 = (uint8_t)b0;
+        fail(ws, ev, WISP_WS_FAULT_BAD_UTF8);
+        return len;
+    }
+    ev->type = WISP_WS_EV_MESSAGE;
+    ev->opcode = (enum wisp_ws_opcode)op;
+    ev->first = ev->last = true;
+    ev->data = plen ? d : empty_payload;
+    ev->len = plen;
+    return hlen + plen;
+}
+
 ssize_t wisp_ws_recv(struct wisp_ws *ws, uint8_t *buf, size_t len, struct wisp_ws_event *ev)
 {
     if (!ws || !ev || (!buf && len))
@@ -479,6 +589,12 @@ ssize_t wisp_ws_recv(struct wisp_ws *ws, uint8_t *buf, size_t len, struct wisp_w
             ws->_buf = NULL;
             ws->_buf_cap = 0;
         }
+    }
+
+    if (ws->_state == ST_HDR0) {
+        size_t used = whole_message(ws, buf, len, ev);
+        if (used)
+            return (ssize_t)used;
     }
 
     size_t off = 0;

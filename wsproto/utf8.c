@@ -56,6 +56,9 @@ static inline __m128i load16(const uint8_t *p)
 
 #if defined(__SSE2__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_SSSE3_PATH 1
+/* AVX2 and AVX-512 paths too (see unmask_feed_wide), chosen at run time like SSSE3. */
+#define HAVE_WIDE_PATHS 1
+#include <immintrin.h>
 #include <tmmintrin.h>
 
 /* SSSE3 validation of a run of text, after the nibble-lookup method of Keiser and Lemire
@@ -201,24 +204,144 @@ __attribute__((target("ssse3"))) static size_t validate_ssse3(const uint8_t *p, 
     return i;
 }
 
-/* 1: use validate_ssse3, 0: do not, -1: not decided yet (CPU not checked). */
-static atomic_int ssse3_state = -1;
+/* The vector level (WISPI_SIMD_*) validation uses: -1 until decided (then the CPU's, see
+ * wispi_simd_cpu), else what wispi_utf8_simd_max() set. SSSE3 enables validate_ssse3, AVX2
+ * and AVX-512 the wide ASCII paths below. */
+static atomic_int utf8_level = -1;
 
-static bool use_ssse3(void)
+static int simd_level(void)
 {
-    int s = atomic_load_explicit(&ssse3_state, memory_order_relaxed);
-    if (s < 0) {
-#if defined(__SSSE3__)
-        s = 1;
-#else
-        /* cpu_init is idempotent; it makes the check right even if we run from another
-         * constructor before libgcc's own has filled in the CPU model. */
-        __builtin_cpu_init();
-        s = __builtin_cpu_supports("ssse3") ? 1 : 0;
-#endif
-        atomic_store_explicit(&ssse3_state, s, memory_order_relaxed);
+    int l = atomic_load_explicit(&utf8_level, memory_order_relaxed);
+    if (l < 0) {
+        l = wispi_simd_cpu();
+        atomic_store_explicit(&utf8_level, l, memory_order_relaxed);
     }
-    return s;
+    return l;
+}
+
+/* 32-byte vector loads and stores through memcpy: any alignment, no pointer casts. */
+__attribute__((target("avx2"))) static inline __m256i load32(const uint8_t *p)
+{
+    __m256i v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+__attribute__((target("avx2"))) static inline void store32(uint8_t *p, __m256i v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* Index of the first byte >= 0x80 in p[i..n), or where fewer than 32 bytes remain (the
+ * caller looks at those): 128 bytes per step while the run lasts, then 32. */
+__attribute__((target("avx2"))) static size_t skip_ascii_avx2(const uint8_t *p, size_t i,
+                                                              size_t n)
+{
+    for (; n - i >= 128; i += 128) {
+        __m256i any = _mm256_or_si256(_mm256_or_si256(load32(p + i), load32(p + i + 32)),
+                                      _mm256_or_si256(load32(p + i + 64), load32(p + i + 96)));
+        if (_mm256_movemask_epi8(any))
+            break;
+    }
+    for (; n - i >= 32; i += 32) {
+        unsigned m = (unsigned)_mm256_movemask_epi8(load32(p + i));
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
+    }
+    return i;
+}
+
+/* Unmasking fused with the ASCII check: XOR a block with the key, store it, OR it into a test
+ * of the high bits, one branch per block. Both functions below unmask p[i..n) in place (k is
+ * the key word as seen from position i) while the bytes come out ASCII. They return the end
+ * of what they unmasked, and set *ascii to the end of what they know to be ASCII: n and n when
+ * all of it is; else the start of the block that holds a byte >= 0x80 (unmasked, not checked)
+ * and its end. Nothing outside [p + i, p + n) is read or written. */
+
+/* Needs n - i >= 32. The bytes a whole number of vectors leaves over are covered by one more
+ * vector that ends at n, overlapping the last block: it is loaded (masked) before anything is
+ * stored, so storing it only rewrites bytes of that block with the same unmasked values. */
+__attribute__((target("avx2"))) static size_t unmask_ascii_avx2(uint8_t *p, size_t i, size_t n,
+                                                                uint32_t k, size_t *ascii)
+{
+    const __m256i kv = _mm256_set1_epi32((int)k), high = _mm256_set1_epi8(-128);
+    unsigned r = (unsigned)((n - i) & 3) * 8; /* position n - 32 sees the key rotated by this */
+    uint32_t kl = r ? k >> r | k << (32 - r) : k;
+    __m256i last = _mm256_xor_si256(load32(p + n - 32), _mm256_set1_epi32((int)kl));
+    for (; n - i >= 128; i += 128) {
+        __m256i a = _mm256_xor_si256(load32(p + i), kv);
+        __m256i b = _mm256_xor_si256(load32(p + i + 32), kv);
+        __m256i c = _mm256_xor_si256(load32(p + i + 64), kv);
+        __m256i d = _mm256_xor_si256(load32(p + i + 96), kv);
+        store32(p + i, a);
+        store32(p + i + 32, b);
+        store32(p + i + 64, c);
+        store32(p + i + 96, d);
+        __m256i any = _mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d));
+        if (!_mm256_testz_si256(any, high)) {
+            *ascii = i;
+            return i + 128;
+        }
+    }
+    for (; n - i >= 32; i += 32) {
+        __m256i a = _mm256_xor_si256(load32(p + i), kv);
+        store32(p + i, a);
+        if (!_mm256_testz_si256(a, high)) {
+            *ascii = i;
+            return i + 32;
+        }
+    }
+    if (i != n) {
+        store32(p + n - 32, last);
+        if (!_mm256_testz_si256(last, high)) {
+            *ascii = i;
+            return n;
+        }
+    }
+    *ascii = n;
+    return n;
+}
+
+/* Any n - i. The bytes a whole number of vectors leaves over go through one masked load and
+ * store, which touch no byte outside the mask (and fault on none). */
+__attribute__((target("avx512f,avx512bw"))) static size_t
+unmask_ascii_avx512(uint8_t *p, size_t i, size_t n, uint32_t k, size_t *ascii)
+{
+    const __m512i kv = _mm512_set1_epi32((int)k), high = _mm512_set1_epi8(-128);
+    for (; n - i >= 256; i += 256) {
+        __m512i a = _mm512_xor_si512(_mm512_loadu_si512(p + i), kv);
+        __m512i b = _mm512_xor_si512(_mm512_loadu_si512(p + i + 64), kv);
+        __m512i c = _mm512_xor_si512(_mm512_loadu_si512(p + i + 128), kv);
+        __m512i d = _mm512_xor_si512(_mm512_loadu_si512(p + i + 192), kv);
+        _mm512_storeu_si512(p + i, a);
+        _mm512_storeu_si512(p + i + 64, b);
+        _mm512_storeu_si512(p + i + 128, c);
+        _mm512_storeu_si512(p + i + 192, d);
+        __m512i any = _mm512_or_si512(_mm512_or_si512(a, b), _mm512_or_si512(c, d));
+        if (_mm512_test_epi8_mask(any, high)) {
+            *ascii = i;
+            return i + 256;
+        }
+    }
+    for (; n - i >= 64; i += 64) {
+        __m512i a = _mm512_xor_si512(_mm512_loadu_si512(p + i), kv);
+        _mm512_storeu_si512(p + i, a);
+        if (_mm512_test_epi8_mask(a, high)) {
+            *ascii = i;
+            return i + 64;
+        }
+    }
+    if (i != n) {
+        __mmask64 m = (UINT64_C(1) << (n - i)) - 1; /* n - i < 64 */
+        __m512i a = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, p + i), kv);
+        _mm512_mask_storeu_epi8(p + i, m, a);
+        if (_mm512_mask_test_epi8_mask(m, a, high)) {
+            *ascii = i;
+            return n;
+        }
+    }
+    *ascii = n;
+    return n;
 }
 #endif
 
@@ -266,8 +389,8 @@ static inline uint32_t step(uint32_t st, uint8_t b)
     return need ? S(need, 0x80, 0xBF) : WISPI_UTF8_OK;
 }
 
-/* Index of the first byte >= 0x80 in p[i..n), or n. */
-static inline size_t skip_ascii(const uint8_t *p, size_t i, size_t n)
+/* Index of the first byte >= 0x80 in p[i..n), or n. `wide`: AVX2 may be used. */
+static inline size_t skip_ascii(const uint8_t *p, size_t i, size_t n, bool wide)
 {
 #if defined(__SSE2__)
     /* The first 16 bytes on their own: in mixed text most ASCII runs are short, and the
@@ -277,6 +400,12 @@ static inline size_t skip_ascii(const uint8_t *p, size_t i, size_t n)
         if (m)
             return i + (size_t)__builtin_ctz(m);
         i += 16;
+#if defined(HAVE_WIDE_PATHS)
+        if (wide && n - i >= 128)
+            i = skip_ascii_avx2(p, i, n); /* then the loops below place the byte found */
+#else
+        (void)wide;
+#endif
         /* A long run: 64 bytes per step, OR-ing four loads so that one movemask and one
          * branch cover them. The 16-byte loop below then locates the byte that stopped it. */
         while (n - i >= 64) {
@@ -296,6 +425,8 @@ static inline size_t skip_ascii(const uint8_t *p, size_t i, size_t n)
             i += 16;
         }
     }
+#else
+    (void)wide;
 #endif
     /* Portable path, and the SSE2 path's last 0-15 bytes: 8 bytes per step. memcpy is the
      * defined way to load an unaligned word; compilers turn it into one load. */
@@ -327,12 +458,15 @@ uint32_t wispi_utf8_feed(uint32_t state, const uint8_t *p, size_t n)
     if (state != WISPI_UTF8_OK)
         return state; /* the chunk ended inside the same character */
 
+    bool wide = false;
 #if defined(HAVE_SSSE3_PATH)
-    bool simd = use_ssse3();
+    int level = simd_level();
+    bool simd = level >= WISPI_SIMD_SSSE3;
+    wide = level >= WISPI_SIMD_AVX2;
     size_t multibyte = 0; /* characters the scalar loop checked since the SIMD path last ran */
 #endif
     for (;;) {
-        i = skip_ascii(p, i, n);
+        i = skip_ascii(p, i, n, wide);
 #if defined(HAVE_SSSE3_PATH)
         /* Text dense in multi-byte characters, with a long way to go: hand it to the SIMD
          * path, which returns at the next all-ASCII block (or near the end). Isolated
@@ -387,8 +521,73 @@ uint32_t wispi_utf8_feed(uint32_t state, const uint8_t *p, size_t n)
  * calls per block and the character cut at each block edge cost nothing measurable. */
 #define UNMASK_BLOCK 16384
 
+#if defined(HAVE_WIDE_PATHS)
+/* After a byte >= 0x80, this many more bytes are unmasked and validated by the paths of
+ * wispi_utf8_feed before the fused ASCII path is tried again: text with many non-ASCII
+ * characters would otherwise try it (and stop at once) every few bytes. */
+#define WIDE_RESUME 1024
+
+/* wispi_utf8_unmask_feed with the fused ASCII paths (AVX2 or AVX-512 by `level`). Does not
+ * rotate the key. The bytes go through, in order, stretches that are either unmasked and
+ * checked in one pass by unmask_ascii_*, or unmasked and then handed to wispi_utf8_feed
+ * (which carries a character across stretches like across any chunks). Since ASCII bytes at a
+ * character boundary leave the state at WISPI_UTF8_OK, the result is that of one
+ * wispi_utf8_feed over all n bytes. */
+static uint32_t unmask_feed_wide(uint32_t state, uint8_t *p, size_t n, const uint8_t key[4],
+                                 int level)
+{
+    size_t min = level >= WISPI_SIMD_AVX512 ? 1 : 32; /* what unmask_ascii_* need */
+    size_t v = 0; /* p[0..v) is unmasked and validated; p[v..n) is still masked */
+    while (v < n) {
+        size_t from = v, end;
+        if (state == WISPI_UTF8_OK && n - v >= min) {
+            /* the key word as seen from v: memory byte j is key[(v + j) % 4] */
+            uint32_t k = (uint32_t)key[v & 3] | (uint32_t)key[(v + 1) & 3] << 8 |
+                         (uint32_t)key[(v + 2) & 3] << 16 | (uint32_t)key[(v + 3) & 3] << 24;
+            size_t ascii;
+            size_t u = level >= WISPI_SIMD_AVX512 ? unmask_ascii_avx512(p, v, n, k, &ascii)
+                                                  : unmask_ascii_avx2(p, v, n, k, &ascii);
+            if (ascii == n)
+                break;
+            /* p[ascii..u) is unmasked but not checked: the validator starts there */
+            from = ascii;
+            v = u;
+        }
+        end = n - v > WIDE_RESUME ? v + WIDE_RESUME : n;
+        uint8_t kv[4];
+        for (size_t j = 0; j < 4; j++)
+            kv[j] = key[(v + j) & 3];
+        wispi_mask_copy(p + v, p + v, end - v, kv);
+        state = wispi_utf8_feed(state, p + from, end - from);
+        v = end;
+        if (state == WISPI_UTF8_BAD) {
+            /* the rest is still unmasked, as the contract says */
+            for (size_t j = 0; j < 4; j++)
+                kv[j] = key[(v + j) & 3];
+            wispi_mask_copy(p + v, p + v, n - v, kv);
+            break;
+        }
+    }
+    return state;
+}
+#endif
+
 uint32_t wispi_utf8_unmask_feed(uint32_t state, uint8_t *p, size_t n, uint8_t key[4])
 {
+#if defined(HAVE_WIDE_PATHS)
+    if (n >= 32 && state != WISPI_UTF8_BAD) {
+        int level = simd_level();
+        if (level >= WISPI_SIMD_AVX2) {
+            state = unmask_feed_wide(state, p, n, key, level);
+            /* rotate the key as wispi_unmask does: the next piece starts at position n */
+            uint8_t k[4];
+            for (size_t j = 0; j < 4; j++)
+                k[j] = key[(n + j) & 3];
+            memcpy(key, k, sizeof k);
+            return state;
+        }
+    }
+#endif
     while (n > 0) {
         size_t b = n < UNMASK_BLOCK ? n : UNMASK_BLOCK;
         wispi_unmask(p, b, key);
@@ -402,13 +601,21 @@ uint32_t wispi_utf8_unmask_feed(uint32_t state, uint8_t *p, size_t n, uint8_t ke
 
 bool wispi_utf8_simd(bool allow)
 {
+    return wispi_utf8_simd_max(allow ? WISPI_SIMD_AVX512 : WISPI_SIMD_BASE) >= WISPI_SIMD_SSSE3;
+}
+
+int wispi_utf8_simd_max(int max_level)
+{
 #if defined(HAVE_SSSE3_PATH)
-    /* -1 makes the next use look at the CPU again */
-    atomic_store_explicit(&ssse3_state, allow ? -1 : 0, memory_order_relaxed);
-    return allow && use_ssse3();
+    int c = wispi_simd_cpu();
+    int l = max_level < c ? max_level : c;
+    if (l < WISPI_SIMD_BASE)
+        l = WISPI_SIMD_BASE;
+    atomic_store_explicit(&utf8_level, l, memory_order_relaxed);
+    return l;
 #else
-    (void)allow;
-    return false;
+    (void)max_level;
+    return WISPI_SIMD_BASE;
 #endif
 }
 

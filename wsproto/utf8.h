@@ -36,11 +36,19 @@ uint32_t wispi_utf8_feed(uint32_t state, const uint8_t *p, size_t n);
 uint32_t wispi_utf8_unmask_feed(uint32_t state, uint8_t *p, size_t n, uint8_t key[4]);
 
 /**
- * For tests and benchmarks: allow (the default) or forbid the SIMD path that
- * wispi_utf8_feed() uses for text dense in multi-byte characters when the CPU has it (SSSE3
- * on x86-64). Results never depend on it, only speed. Safe to call at any time.
- * @return whether the SIMD path is now in use.
+ * For tests and benchmarks: allow (the default) or forbid the optional SIMD paths: SSSE3 for
+ * text dense in multi-byte characters, AVX2 / AVX-512 for ASCII runs and for unmasking fused
+ * with the ASCII check (x86-64, when the CPU has them). Results never depend on it, only
+ * speed. Safe to call at any time.
+ * @return whether the SSSE3 path is now in use.
  */
 bool wispi_utf8_simd(bool allow);
+
+/**
+ * For tests and benchmarks: use the SIMD paths up to `max_level` (a WISPI_SIMD_* value from
+ * mask.h) and no higher. Safe to call at any time.
+ * @return the level now in use: the lower of max_level and wispi_simd_cpu().
+ */
+int wispi_utf8_simd_max(int max_level);
 
 #endif

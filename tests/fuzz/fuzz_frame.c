@@ -16,10 +16,13 @@
 
 #define MAX_EVENTS 4096
 
+/* Compared with memcmp, so it has no padding: six ints, then the 64-bit fields. */
 struct digest {
-    int type, opcode, rsv, close_code, fault;
+    int type, opcode, rsv, close_code, fault, zero;
     uint64_t len, hash;
 };
+_Static_assert(sizeof(struct digest) == 6 * sizeof(int) + 2 * sizeof(uint64_t),
+               "struct digest must have no padding");
 
 struct run {
     struct digest ev[MAX_EVENTS];
@@ -67,14 +70,13 @@ static void record(struct run *r, const struct wisp_ws_event *ev)
         r->frag_hash = fnv(r->frag_hash, ev->data, ev->len);
         if (!ev->last)
             return;
-        r->ev[r->n++] = (struct digest){ev->type, ev->opcode, ev->rsv, 0, 0, r->frag_len,
+        r->ev[r->n++] = (struct digest){ev->type, ev->opcode, ev->rsv, 0, 0, 0, r->frag_len,
                                         r->frag_hash};
         return;
     }
-    r->ev[r->n++] = (struct digest){ev->type,  ev->opcode,
-                                    ev->rsv,   ev->close_code,
-                                    ev->fault, ev->len,
-                                    fnv(0xcbf29ce484222325ull, ev->data, ev->len)};
+    r->ev[r->n++] = (struct digest){ev->type,  ev->opcode, ev->rsv, ev->close_code, ev->fault,
+                                    0,         ev->len,    fnv(0xcbf29ce484222325ull, ev->data,
+                                                               ev->len)};
 }
 
 static void run(const struct wisp_ws_config *cfg, bool claim, const uint8_t *in, size_t len,
