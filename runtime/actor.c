@@ -715,8 +715,8 @@ void wispi_actor_run(struct wispi_worker *w, struct wispi_actor *a)
             struct wispi_node *n = wispi_mailbox_pop(&a->mbox, &old);
             if (!n)
                 break;
-            if (old != &a->stub)
-                free(old); /* its payload went right after its own delivery */
+            if (old != &a->stub) /* its payload went right after its own delivery */
+                wispi_msg_free_header((struct wispi_msg *)old);
             processed++;
             dispatch(w, a, (struct wispi_msg *)n);
             if (a->flags & ACTOR_STOPPING) {

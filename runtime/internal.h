@@ -77,6 +77,17 @@ struct wispi_msg {
     } u;
 };
 
+/* Message memory: a worker keeps a free list of message blocks and trades whole batches with
+ * the runtime-wide pool, so a message made on one worker and freed on another costs neither
+ * thread a trip to malloc (which, for blocks crossing threads, takes arena locks). Threads
+ * that are not workers use malloc and free directly; all blocks are interchangeable. */
+struct wispi_msg_pool {
+    struct wispi_msg *free; /* linked through node.next */
+    uint32_t n;
+};
+void wispi_msg_pool_destroy(struct wispi_msg_pool *p);
+void wispi_msg_batches_destroy(struct wisp_runtime *rt);
+
 /* Allocate a message holding a copy of len bytes. NULL on allocation failure. */
 struct wispi_msg *wispi_msg_new(uint32_t type, const void *data, size_t len);
 /* A message that hands over an owned payload. On failure the payload is released. */
@@ -88,6 +99,8 @@ struct wispi_msg *wispi_msg_new_sys(enum wispi_sys sys, wisp_addr from, uint64_t
 void wispi_msg_release_payload(struct wispi_msg *m);
 /* Release the payload and free the message. */
 void wispi_msg_free(struct wispi_msg *m);
+/* Free a message whose payload is already released. */
+void wispi_msg_free_header(struct wispi_msg *m);
 
 /* ---- actors ------------------------------------------------------------------------------- */
 
@@ -239,6 +252,7 @@ struct wispi_worker {
     uint64_t now_ms;       /* cached clock for this loop iteration */
     struct wisp_ctx *ctx;  /* the context handed to callbacks */
     uint64_t rng;          /* deterministic mode: run-order generator */
+    struct wispi_msg_pool pool;
     uint64_t turns;        /* statistics */
 };
 
@@ -315,6 +329,10 @@ struct wisp_runtime {
     uint64_t stop_deadline_ms;
     struct wispi_registry registry;
     uint64_t virtual_now_ms; /* deterministic mode */
+    /* Batches of free message blocks shared by the workers (see struct wispi_msg_pool). */
+    pthread_mutex_t batch_lock;
+    struct wispi_msg *batches; /* each batch linked through node.next; batches via `data` */
+    uint32_t nbatches;
 };
 
 /* Clock in milliseconds: virtual in deterministic mode, CLOCK_MONOTONIC otherwise. */

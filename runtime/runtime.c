@@ -166,6 +166,7 @@ int wisp_runtime_new(const struct wisp_runtime_opts *opts, struct wisp_runtime *
     rt->opts = o;
     rt->nworkers = o.workers;
     pthread_mutex_init(&rt->slot_lock, NULL);
+    pthread_mutex_init(&rt->batch_lock, NULL);
     wispi_registry_init(&rt->registry);
     atomic_init(&rt->next_ref, 1);
     rt->workers = calloc(o.workers, sizeof *rt->workers);
@@ -389,8 +390,10 @@ void wisp_runtime_free(struct wisp_runtime *rt)
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++)
         wispi_worker_destroy(&rt->workers[i]);
     free(rt->workers);
+    wispi_msg_batches_destroy(rt);
     wispi_registry_destroy(&rt->registry);
     pthread_mutex_destroy(&rt->slot_lock);
+    pthread_mutex_destroy(&rt->batch_lock);
     free(rt);
 }
 

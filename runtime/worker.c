@@ -439,6 +439,7 @@ void wispi_worker_destroy(struct wispi_worker *w)
         close(w->wake_fd);
     w->wake_fd = -1;
     wispi_timers_destroy(w);
+    wispi_msg_pool_destroy(&w->pool);
     free(w->ctx);
     w->ctx = NULL;
 }
