@@ -232,6 +232,7 @@ struct size_case {
 };
 
 static uint32_t sink;
+static int simd_cap = WISPI_SIMD_AVX512; /* WISP_BENCH_SIMD, see main */
 
 static void check_valid(uint32_t st)
 {
@@ -261,9 +262,9 @@ static void run_once(struct size_case *c, enum kind k, struct wisp_ws *ws)
         check_valid(wispi_utf8_feed(WISPI_UTF8_OK, c->mixed, c->n));
         break;
     case K_VAL_MIXED_SCALAR:
-        wispi_utf8_simd(false);
+        wispi_utf8_simd_max(WISPI_SIMD_BASE);
         check_valid(wispi_utf8_feed(WISPI_UTF8_OK, c->mixed, c->n));
-        wispi_utf8_simd(true);
+        wispi_utf8_simd_max(simd_cap);
         break;
     case K_ASCII:
     case K_MIXED: {
@@ -545,8 +546,9 @@ int main(void)
      * to compare them on one machine. */
     const char *simd = getenv("WISP_BENCH_SIMD");
     if (simd && *simd) {
-        int cap = atoi(simd);
-        printf("vector paths capped at level %d: masking uses %d\n", cap, wispi_mask_simd(cap));
+        int cap = simd_cap = atoi(simd);
+        printf("vector paths capped at level %d: masking uses %d, UTF-8 %d\n", cap,
+               wispi_mask_simd(cap), wispi_utf8_simd_max(cap));
     }
     if (!WISP_BENCH_ENGINE)
         printf("(engine not built: internal functions only)\n");

@@ -6,9 +6,15 @@
  * why one helper takes a `phase` (payload position modulo 4): it picks the key byte that lines
  * up with the first byte, and every later block keeps that alignment.
  *
- * All loads and stores go through memcpy (or byte accesses): defined for any alignment and
- * any type, and compiled to plain unaligned moves. Nothing outside [src, src + n) is read and
- * nothing outside [dst, dst + n) is written: each wide step runs only while its width remains.
+ * On x86-64, runs of 32 bytes or more take an AVX2 path (32 bytes per vector) or an AVX-512
+ * path (64), when the CPU has them: chosen at run time (wispi_simd_cpu, checked once) and
+ * compiled function by function with target attributes, so the library still runs on any
+ * x86-64. They need no byte loop at either end (see xor_key_avx2).
+ *
+ * All loads and stores go through memcpy (or byte accesses, or AVX-512 masked moves): defined
+ * for any alignment and any type, and compiled to plain unaligned moves. Nothing outside
+ * [src, src + n) is read and nothing outside [dst, dst + n) is written: each wide step runs
+ * only while its width remains.
  */
 #include "mask.h"
 

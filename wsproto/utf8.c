@@ -1,8 +1,8 @@
 /* Incremental, fail-fast UTF-8 validation (RFC 3629 / Unicode Table 3-7): see utf8.h.
  *
  * Four paths, fastest first:
- *  - ASCII runs are skipped 16 bytes per step with SSE2 (64 per step once a run is long),
- *    or 8 bytes per step with a portable word fallback;
+ *  - ASCII runs are skipped 16 bytes per step with SSE2 (64 per step once a run is long, 128
+ *    with AVX2 when the CPU has it), or 8 bytes per step with a portable word fallback;
  *  - a multi-byte character that lies wholly inside the chunk is checked in one go: a table
  *    lookup on the lead byte gives its length and the allowed range of its second byte (the
  *    only byte whose range varies: that range is what excludes overlongs, surrogates and code
@@ -14,6 +14,9 @@
  *  - only the last three bytes of a chunk (where a character may be cut) and the first bytes
  *    of the next one go through the byte-at-a-time state machine that carries a character
  *    across chunks.
+ * wispi_utf8_unmask_feed() adds a fifth, with AVX2 or AVX-512: unmasking fused with the ASCII
+ * test, one pass over each block (unmask_feed_wide); any block with a byte >= 0x80 goes to
+ * the paths above. The vector level is chosen at run time (wispi_simd_cpu in mask.c).
  *
  * The state between chunks is S(need, lo, hi): `need` continuation bytes are still expected and
  * the next one must lie in lo..hi (lo >= 0x80, so the state is never WISPI_UTF8_OK and, as need
@@ -523,9 +526,11 @@ uint32_t wispi_utf8_feed(uint32_t state, const uint8_t *p, size_t n)
 
 #if defined(HAVE_WIDE_PATHS)
 /* After a byte >= 0x80, this many more bytes are unmasked and validated by the paths of
- * wispi_utf8_feed before the fused ASCII path is tried again: text with many non-ASCII
- * characters would otherwise try it (and stop at once) every few bytes. */
-#define WIDE_RESUME 1024
+ * wispi_utf8_feed before the fused ASCII path is tried again. A whole L1-sized block, as on
+ * the path without AVX2: each wispi_utf8_feed call starts its SSSE3 path afresh (after a few
+ * characters on the scalar path), so shorter stretches made text dense in multi-byte
+ * characters measurably slower (1 KiB stretches: -25% at 64 KiB). */
+#define WIDE_RESUME UNMASK_BLOCK
 
 /* wispi_utf8_unmask_feed with the fused ASCII paths (AVX2 or AVX-512 by `level`). Does not
  * rotate the key. The bytes go through, in order, stretches that are either unmasked and

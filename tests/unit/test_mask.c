@@ -4,6 +4,8 @@
  * for every length 0..100 at every alignment 0..15 (so each wide path starts and ends at every
  * phase), for long buffers, and split at every point. Buffers sit against guard pages at their
  * end (guard_place) and at their start (a local mapping), and small ones between canary bytes.
+ * The whole group runs once per vector level the CPU has (baseline, AVX2, AVX-512: see
+ * wispi_mask_simd), and test_every_path covers lengths 0..300 at alignments 0..63 at each.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -315,12 +317,91 @@ static void test_guard_pages(void **state)
     front_free(&fs);
 }
 
+/* Lengths 0..300 at dst alignments 0..63 (so each path's vector loop, head and overlapping
+ * tail start and end everywhere in a cache line), every offset, independent source alignment
+ * for the copy, canaries around; then the same lengths against guard pages at both ends, and
+ * random (length, alignment, offset, key) draws up to 4 KiB. */
+static void test_every_path(void **state)
+{
+    enum { PAD = 64, MAXN = 300 };
+    static uint8_t buf[PAD + 64 + MAXN + PAD], want[sizeof buf], src[64 + MAXN + PAD];
+    uint8_t key[4];
+    for (size_t n = 0; n <= MAXN; n++) {
+        for (size_t align = 0; align < 64; align++) {
+            size_t off = (n + align) % 4;
+            fill_random(key, 4);
+            fill_random(buf, sizeof buf);
+            memcpy(want, buf, sizeof buf);
+            uint8_t *p = buf + PAD + align;
+            ref_mask(want + PAD + align, p, n, key, off);
+            wisp_ws_mask(p, n, key, off);
+            assert_memory_equal(buf, want, sizeof buf);
+
+            uint8_t k[4];
+            memcpy(k, key, 4);
+            ref_mask(want + PAD + align, p, n, key, 0);
+            wispi_unmask(p, n, k);
+            assert_memory_equal(buf, want, sizeof buf);
+            for (size_t j = 0; j < 4; j++)
+                assert_int_equal(k[j], key[(j + n) % 4]);
+
+            size_t salign = (align * 37 + n) % 64;
+            fill_random(src, sizeof src);
+            ref_mask(want + PAD + align, src + salign, n, key, 0);
+            wispi_mask_copy(p, src + salign, n, key);
+            assert_memory_equal(buf, want, sizeof buf);
+        }
+    }
+
+    struct guard_buf g;
+    struct front_guard f;
+    guard_init(&g, 4096);
+    front_init(&f, 4096);
+    uint8_t data[4096], w[4096];
+    for (size_t n = 0; n <= MAXN; n++) {
+        fill_random(data, n);
+        fill_random(key, 4);
+        size_t off = n % 4;
+        ref_mask(w, data, n, key, off);
+        uint8_t *p = guard_place(&g, data, n);
+        wisp_ws_mask(p, n, key, off);
+        assert_memory_equal(p, w, n);
+        p = front_place(&f, data, n);
+        wisp_ws_mask(p, n, key, off);
+        assert_memory_equal(p, w, n);
+    }
+    for (int it = 0; it < 20000; it++) {
+        size_t n = (size_t)(rng() % (it % 4 ? 300 : 4096)), off = (size_t)(rng() % 4);
+        fill_random(data, n);
+        fill_random(key, 4);
+        ref_mask(w, data, n, key, off);
+        uint8_t *p = it % 2 ? guard_place(&g, data, n) : front_place(&f, data, n);
+        wisp_ws_mask(p, n, key, off);
+        assert_memory_equal(p, w, n);
+    }
+    guard_free(&g);
+    front_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc_example),  cmocka_unit_test(test_lengths_alignments),
         cmocka_unit_test(test_long_buffers), cmocka_unit_test(test_splits),
-        cmocka_unit_test(test_guard_pages),
+        cmocka_unit_test(test_guard_pages),  cmocka_unit_test(test_every_path),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    static const char *const names[] = {"mask (baseline)", "mask (SSSE3)", "mask (AVX2)",
+                                        "mask (AVX-512)"};
+    int failed = 0;
+    for (int level = WISPI_SIMD_BASE; level <= WISPI_SIMD_AVX512; level++) {
+        if (level == WISPI_SIMD_SSSE3)
+            continue; /* masking has no SSSE3 path: the same as the baseline */
+        if (wispi_mask_simd(level) != level) {
+            print_message("%s: not available on this CPU\n", names[level]);
+            continue;
+        }
+        failed += cmocka_run_group_tests_name(names[level], tests, NULL, NULL);
+    }
+    wispi_mask_simd(WISPI_SIMD_AVX512);
+    return failed;
 }

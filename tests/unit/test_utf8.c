@@ -29,26 +29,41 @@
 
 static struct guard_buf guard;
 
-/* Each group runs twice: with the SIMD path allowed (used where the CPU has it) and with
- * the scalar path alone (what a CPU without SSSE3 runs). */
-static int setup_simd(void **state)
+/* The group runs once per vector level the CPU has: the scalar path alone (what a CPU
+ * without SSSE3 runs), SSSE3, AVX2 and AVX-512 (see wispi_utf8_simd_max). The masking paths
+ * that wispi_utf8_unmask_feed falls back on follow the same level. */
+static int setup_level(int level)
 {
     guard_init(&guard, MAX_INPUT);
-    print_message("SIMD path %s\n", wispi_utf8_simd(true) ? "in use" : "not available");
-    return 0;
+    wispi_mask_simd(level);
+    return wispi_utf8_simd_max(level) == level ? 0 : -1;
 }
 
 static int setup_scalar(void **state)
 {
-    guard_init(&guard, MAX_INPUT);
-    wispi_utf8_simd(false);
-    return 0;
+    return setup_level(WISPI_SIMD_BASE);
+}
+
+static int setup_ssse3(void **state)
+{
+    return setup_level(WISPI_SIMD_SSSE3);
+}
+
+static int setup_avx2(void **state)
+{
+    return setup_level(WISPI_SIMD_AVX2);
+}
+
+static int setup_avx512(void **state)
+{
+    return setup_level(WISPI_SIMD_AVX512);
 }
 
 static int teardown(void **state)
 {
     guard_free(&guard);
     wispi_utf8_simd(true);
+    wispi_mask_simd(WISPI_SIMD_AVX512);
     return 0;
 }
 
@@ -67,6 +82,8 @@ static size_t rng_below(size_t n)
 {
     return (size_t)(rng() % n);
 }
+
+static uint32_t random_code_point(void);
 
 static void dump_failure(const uint8_t *in, size_t n, const size_t *cuts, size_t ncuts,
                          const char *what)
@@ -678,6 +695,150 @@ static void test_unmask_feed(void **state)
     }
 }
 
+/* Unmask and validate plain[0..n) (masked with key from position 0) in the chunks that end
+ * at cuts[0] <= ... (a final chunk runs to n) with wispi_utf8_unmask_feed, each chunk right
+ * before the guard page, and compare with the reference: BAD from the chunk that holds the
+ * first impossible byte on, every byte unmasked, the key rotated. Returns 0 or -1. */
+static int check_unmask_chunks(const uint8_t *plain, size_t n, const uint8_t key[4],
+                               const size_t *cuts, size_t ncuts, struct utf8_ref ref)
+{
+    static uint8_t masked[MAX_INPUT];
+    uint8_t k[4];
+    memcpy(k, key, 4);
+    wispi_mask_copy(masked, plain, n, key);
+    uint32_t st = WISPI_UTF8_OK;
+    size_t start = 0;
+    for (size_t c = 0; c <= ncuts; c++) {
+        size_t end = c < ncuts ? cuts[c] : n;
+        uint8_t *p = guard_place(&guard, masked + start, end - start);
+        st = wispi_utf8_unmask_feed(st, p, end - start, k);
+        if ((st == WISPI_UTF8_BAD) != (ref.bad && ref.bad_at < end) ||
+            memcmp(p, plain + start, end - start) != 0) {
+            char what[120];
+            snprintf(what, sizeof what, "unmask_feed chunk [%zu,%zu) gave %08x%s", start, end,
+                     (unsigned)st, memcmp(p, plain + start, end - start) ? ", bytes wrong" : "");
+            dump_failure(plain, n, cuts, ncuts, what);
+            return -1;
+        }
+        for (size_t j = 0; j < 4; j++)
+            if (k[j] != key[(j + end) % 4]) {
+                dump_failure(plain, n, cuts, ncuts, "unmask_feed key not rotated");
+                return -1;
+            }
+        start = end;
+    }
+    if (!ref.bad && (st == WISPI_UTF8_OK) != ref.boundary) {
+        dump_failure(plain, n, cuts, ncuts, "unmask_feed end state");
+        return -1;
+    }
+    return 0;
+}
+
+/* ASCII text of n bytes with `marks` characters or bytes (valid, impossible, cut) dropped in
+ * at random places: what the fused ASCII paths take, and what makes them stop. */
+static size_t ascii_with_marks(uint8_t *buf, size_t n, size_t marks)
+{
+    static const char *const inserts[] = {
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", /* valid */
+        "\x80",     "\xff",         "\xc0\xaf",         "\xed\xa0\x80",     /* impossible */
+        "\xe0\x80", "\xf4\x90",    "\xe2\x82",         "\xf0\x9f\x98",     /* impossible / cut */
+    };
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)(0x20 + rng_below(0x5F));
+    while (marks-- > 0 && n > 0) {
+        const char *m = inserts[rng_below(sizeof inserts / sizeof inserts[0])];
+        size_t ml = strlen(m);
+        if (ml > n)
+            continue;
+        memcpy(buf + rng_below(n - ml + 1), m, ml);
+    }
+    return n;
+}
+
+/* wispi_utf8_unmask_feed at every length 0..300 and alignment 0..63 (every start and end of
+ * its vector blocks), on ASCII text, text with a character or bad byte at a random place,
+ * text ending inside a character, and from a state inside a character and BAD; the result
+ * must equal wispi_unmask then wispi_utf8_feed and the reference, with the bytes around the
+ * payload untouched. Then random cuts of long mostly-ASCII text, against the guard page. */
+static void test_unmask_feed_paths(void **state)
+{
+    enum { PAD = 64, MAXN = 300 };
+    static uint8_t plain[MAXN], buf[PAD + 64 + MAXN + PAD], want[sizeof buf];
+    for (size_t n = 0; n <= MAXN; n++) {
+        for (size_t align = 0; align < 64; align++) {
+            int variant = (int)((n + align) % 6);
+            ascii_with_marks(plain, n, variant == 1 || variant == 2 ? 1 + rng_below(2) : 0);
+            if (variant == 3 && n > 0)
+                plain[n - 1] = 0xE4; /* ends inside a character */
+            uint32_t start = WISPI_UTF8_OK;
+            if (variant == 4) {
+                start = wispi_utf8_feed(WISPI_UTF8_OK, (const uint8_t *)"\xf0\x9f", 2);
+                if (n > 0)
+                    plain[0] = 0x98; /* one of the two bytes still needed */
+            }
+            if (variant == 5)
+                start = WISPI_UTF8_BAD;
+            uint8_t key[4], ka[4], kb[4];
+            for (int j = 0; j < 4; j++)
+                key[j] = (uint8_t)rng();
+            for (size_t j = 0; j < sizeof buf; j++)
+                buf[j] = (uint8_t)rng();
+            uint8_t *p = buf + PAD + align;
+            wispi_mask_copy(p, plain, n, key);
+            memcpy(want, buf, sizeof buf);
+            memcpy(want + PAD + align, plain, n);
+            memcpy(ka, key, 4);
+            memcpy(kb, key, 4);
+            uint32_t sa = wispi_utf8_unmask_feed(start, p, n, ka);
+            uint8_t copy[MAXN];
+            wispi_mask_copy(copy, plain, n, key);
+            wispi_unmask(copy, n, kb);
+            uint32_t sb = wispi_utf8_feed(start, copy, n);
+            assert_int_equal(sa, sb);
+            assert_memory_equal(buf, want, sizeof buf);
+            assert_memory_equal(ka, kb, 4);
+            if (start == WISPI_UTF8_OK) {
+                struct utf8_ref ref = utf8_ref_check(plain, n);
+                assert_int_equal(sa == WISPI_UTF8_BAD, ref.bad);
+                if (!ref.bad)
+                    assert_int_equal(sa == WISPI_UTF8_OK, ref.boundary);
+            }
+        }
+    }
+    static uint8_t text[MAX_INPUT];
+    size_t cuts[8];
+    for (int it = 0; it < 20000; it++) {
+        size_t n = rng_below(it % 8 ? 600 : MAX_INPUT + 1);
+        ascii_with_marks(text, n, rng_below(3) ? 0 : 1 + rng_below(3));
+        if (rng_below(4) == 0) /* or dense, then ASCII again: the paths switch back */
+            for (size_t at = rng_below(n + 1); at + 4 <= n && rng_below(64); )
+                at += utf8_ref_encode(random_code_point(), text + at);
+        struct utf8_ref ref = utf8_ref_check(text, n);
+        uint8_t key[4];
+        for (int j = 0; j < 4; j++)
+            key[j] = (uint8_t)rng();
+        size_t ncuts = rng_below(9);
+        for (size_t c = 0; c < ncuts; c++)
+            cuts[c] = rng_below(n + 1);
+        for (size_t a = 1; a < ncuts; a++) /* insertion sort */
+            for (size_t b = a; b > 0 && cuts[b - 1] > cuts[b]; b--) {
+                size_t t = cuts[b];
+                cuts[b] = cuts[b - 1], cuts[b - 1] = t;
+            }
+        /* (and wispi_utf8_feed on the same text, with the same cuts) */
+        if (check_unmask_chunks(text, n, key, NULL, 0, ref) < 0 ||
+            check_unmask_chunks(text, n, key, cuts, ncuts, ref) < 0 ||
+            check_chunks(text, n, cuts, ncuts, ref) < 0)
+            fail();
+        if (ref.bad) {
+            cuts[0] = ref.bad_at;
+            cuts[1] = ref.bad_at + 1;
+            if (check_unmask_chunks(text, n, key, cuts, 2, ref) < 0)
+                fail();
+        }
+    }
+}
+
 /* ---- differential test against the reference over random and mutated inputs ---- */
 
 static const uint8_t interesting[] = {
@@ -811,9 +972,27 @@ int main(void)
         cmocka_unit_test(test_dense_mutations),
         cmocka_unit_test(test_cut_before_ascii),
         cmocka_unit_test(test_unmask_feed),
+        cmocka_unit_test(test_unmask_feed_paths),
         cmocka_unit_test(test_differential),
     };
-    int failed = cmocka_run_group_tests_name("utf8 (SIMD allowed)", tests, setup_simd, teardown);
-    failed += cmocka_run_group_tests_name("utf8 (scalar only)", tests, setup_scalar, teardown);
+    static const struct {
+        const char *name;
+        int level;
+        CMFixtureFunction setup;
+    } groups[] = {
+        {"utf8 (scalar only)", WISPI_SIMD_BASE, setup_scalar},
+        {"utf8 (SSSE3)", WISPI_SIMD_SSSE3, setup_ssse3},
+        {"utf8 (AVX2)", WISPI_SIMD_AVX2, setup_avx2},
+        {"utf8 (AVX-512)", WISPI_SIMD_AVX512, setup_avx512},
+    };
+    int failed = 0;
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        if (groups[g].level > wispi_simd_cpu()) {
+            print_message("%s: not available on this CPU\n", groups[g].name);
+            continue;
+        }
+        failed += cmocka_run_group_tests_name(groups[g].name, tests, groups[g].setup, teardown);
+    }
+    wispi_utf8_simd(true);
     return failed;
 }
