@@ -374,9 +374,18 @@ static int spawn(struct wisp_runtime *rt, struct wispi_worker *near,
     wispi_mailbox_push(&a->mbox, &init->node, &init->node);
     atomic_store_explicit(&a->pending, 1, memory_order_relaxed);
     wispi_actor_publish(a, 1);
+    wisp_addr addr = a->addr;
     if (out)
-        *out = a->addr;
-    wispi_schedule(a);
+        *out = addr;
+    wispi_schedule(a); /* from here `a` may run, die and be freed on another worker */
+    /* A stop that began while we were spawning may have scanned for actors before this one
+     * was published; give it its SHUTDOWN ourselves (a second one is harmless). seq_cst pairs
+     * with the publishing store and with the stop's state change. */
+    if (atomic_load_explicit(&rt->stop_state, memory_order_seq_cst) >= 2) {
+        struct wispi_msg *m = wispi_msg_new_sys(SYS_SHUTDOWN, WISP_ADDR_NONE, 0);
+        if (m)
+            send_sys(rt, addr, m);
+    }
     return 0;
 }
 
@@ -547,6 +556,12 @@ static void notify_exit(struct wispi_actor *a, struct wisp_exit reason)
         send_sys(a->rt, r->watchers[i].who, m);
     }
     r->nwatchers = 0;
+    /* The actors this one watched must forget it, or a long-lived actor watched by many
+     * short-lived ones would keep one entry per dead watcher. */
+    for (uint32_t i = 0; i < r->nwatching; i++)
+        send_sys(a->rt, r->watching[i].who,
+                 wispi_msg_new_sys(SYS_DEMONITOR, a->addr, r->watching[i].ref));
+    r->nwatching = 0;
 }
 
 /* A message reached an actor that is dead: release it, but answer the requests that expect
@@ -602,7 +617,8 @@ static void die(struct wispi_worker *w, struct wispi_actor *a, struct wisp_exit 
     notify_exit(a, reason);
     if (a->ntimers)
         wispi_timers_drop_owner(w, a);
-    if (atomic_load_explicit(&a->registered, memory_order_relaxed))
+    /* acq_rel: see `names` in internal.h */
+    if (atomic_exchange_explicit(&a->names, 2, memory_order_acq_rel) == 1)
         wispi_registry_forget(&a->rt->registry, a->addr);
     drain_dead(a);
     atomic_fetch_sub_explicit(&(atomic_load_explicit(&a->home, memory_order_relaxed))->load, 1,
@@ -730,11 +746,13 @@ void wispi_actor_run(struct wispi_worker *w, struct wispi_actor *a)
     w->ctx->actor = NULL;
 
     if (a->flags & ACTOR_DEAD) {
-        /* Nothing runs any more; empty the mailbox until no producer is mid-push. */
-        do
-            drain_dead(a);
-        while (!wispi_mailbox_mark_empty(&a->mbox));
-        wispi_actor_release(a);
+        /* Nothing runs any more: release what arrived. If a producer is mid-push, come back
+         * later rather than spin; the reference we hold becomes the queue's. */
+        drain_dead(a);
+        if (wispi_mailbox_mark_empty(&a->mbox))
+            wispi_actor_release(a);
+        else
+            wispi_worker_enqueue(w, a);
         return;
     }
     if (processed == TURN_BATCH || !wispi_mailbox_mark_empty(&a->mbox))

@@ -153,7 +153,10 @@ struct wispi_actor {
      * address (a reply stream, a ring, a fan-in) skip the lookup's atomic pair. */
     wisp_addr cache_to;
     struct wispi_actor *cache_actor;
-    _Atomic bool registered;      /* a name was ever registered for it */
+    /* Names: 0 none yet, 1 some registered, 2 the actor died (no more may be added). The
+     * registry moves 0 -> 1 under its lock after inserting; the dying turn exchanges in 2 and
+     * removes the names if it saw 1. Whichever comes second undoes the race. */
+    _Atomic uint8_t names;
     /* Set by the dying turn before its last mailbox release; read by a producer that finds
      * the mailbox empty, to know whether the queue needs a reference of its own. */
     _Atomic bool dead;
@@ -265,6 +268,7 @@ void wispi_worker_wake(struct wispi_worker *w);
 void *wispi_worker_main(void *arg);
 int wispi_worker_init(struct wispi_worker *w, struct wisp_runtime *rt, unsigned index);
 int wispi_worker_ring_setup(struct wispi_worker *w);
+void wispi_worker_ring_teardown(struct wispi_worker *w);
 void wispi_worker_destroy(struct wispi_worker *w);
 /* Deterministic mode: run everything on this thread until idle or stopped. */
 int wispi_worker_run_deterministic(struct wispi_worker *w);

@@ -2,8 +2,8 @@
  *
  * Lookups and registrations are rare next to messages (a room is looked up once, then messaged
  * by address), so a mutex is the simple and sufficient choice. Names are removed when their
- * actor exits: the dying actor calls wispi_registry_forget() after its slot is marked dead, and
- * registration checks liveness under the same mutex, so no name can outlive its actor.
+ * actor exits; the actor's `names` state (see internal.h) settles a registration that races
+ * with the death, so no name outlives its actor.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -96,8 +96,19 @@ int wisp_rt_register(struct wisp_runtime *rt, const char *name, wisp_addr who)
         r->v[j] = (struct wispi_registry_entry){.who = who, .used = true};
         strcpy(r->v[j].name, name);
         r->n++;
-        /* relaxed: read by the actor's own death path, which then takes this mutex. */
-        atomic_store_explicit(&a->registered, true, memory_order_relaxed);
+        /* acq_rel: pairs with the dying turn's exchange. If it already ran (2), it will not
+         * look for names any more, so take ours back; if it runs later it sees 1 and removes
+         * them under this lock. */
+        uint8_t was = 0;
+        if (!atomic_compare_exchange_strong_explicit(&a->names, &was, 1, memory_order_acq_rel,
+                                                     memory_order_acquire) &&
+            was == 2) {
+            r->v[j].used = false;
+            r->v[j].tomb = true;
+            r->n--;
+            r->tombs++;
+            rc = -ESRCH;
+        }
     }
     pthread_mutex_unlock(&r->lock);
     if (a)

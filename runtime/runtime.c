@@ -191,19 +191,27 @@ int wisp_runtime_new(const struct wisp_runtime_opts *opts, struct wisp_runtime *
 
 struct start_arg {
     struct wispi_worker *w;
-    sem_t ready;
+    sem_t ready; /* the worker's ring is set up (or failed): rc says which */
+    sem_t go;    /* the starter's answer: run, or leave because another worker failed */
+    _Atomic bool abort;
     int rc;
 };
 
-/* The ring is created on the worker's own thread: SINGLE_ISSUER ties it to its creator. */
+/* The ring is created on the worker's own thread: SINGLE_ISSUER ties it to its creator. No
+ * worker runs an actor until every ring exists, so a partial failure leaves no actor stranded
+ * on a worker that never started. */
 static void *worker_thread(void *p)
 {
     struct start_arg *sa = p;
     struct wispi_worker *w = sa->w;
-    int rc = wispi_worker_ring_setup(w);
-    sa->rc = rc;
+    sa->rc = wispi_worker_ring_setup(w);
+    sem_post(&sa->ready);
+    while (sem_wait(&sa->go) && errno == EINTR)
+        ;
+    /* relaxed: the semaphore orders the starter's store before our load */
+    bool leave = atomic_load_explicit(&sa->abort, memory_order_relaxed);
     sem_post(&sa->ready); /* from here on sa belongs to the starter, which frees it */
-    if (rc < 0)
+    if (leave)
         return NULL;
     return wispi_worker_main(w);
 }
@@ -216,21 +224,23 @@ int wisp_runtime_start(struct wisp_runtime *rt)
     if (!atomic_compare_exchange_strong(&rt->started, &expected, true))
         return -EALREADY;
     struct start_arg *args = calloc(rt->nworkers, sizeof *args);
-    if (!args)
+    if (!args) {
+        atomic_store(&rt->started, false);
         return -ENOMEM;
+    }
     int rc = 0;
-    unsigned started = 0;
+    unsigned started = 0, inited = 0;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         args[i].w = &rt->workers[i];
         sem_init(&args[i].ready, 0, 0);
+        sem_init(&args[i].go, 0, 0);
+        inited++;
         int e = pthread_create(&rt->workers[i].thread, NULL, worker_thread, &args[i]);
         if (e) {
             wispi_set_error("cannot start worker thread %u: %s", i, strerror(e));
             rc = -e;
-            sem_destroy(&args[i].ready);
             break;
         }
-        rt->workers[i].started = true;
         started++;
     }
     for (unsigned i = 0; i < started; i++) {
@@ -241,16 +251,29 @@ int wisp_runtime_start(struct wisp_runtime *rt)
             rc = args[i].rc;
         }
     }
-    for (unsigned i = 0; i < started; i++)
-        sem_destroy(&args[i].ready);
-    free(args);
-    if (rc < 0) {
-        char why[sizeof last_error];
-        memcpy(why, last_error, sizeof why);
-        wisp_runtime_stop(rt);
-        wisp_runtime_wait(rt);
-        memcpy(last_error, why, sizeof why);
+    /* All or nothing: either every worker runs, or none does and the runtime stays as it was
+     * (unstarted; its actors are freed by wisp_runtime_free). */
+    for (unsigned i = 0; i < started; i++) {
+        atomic_store_explicit(&args[i].abort, rc < 0, memory_order_relaxed);
+        sem_post(&args[i].go);
     }
+    for (unsigned i = 0; i < started; i++) {
+        while (sem_wait(&args[i].ready) && errno == EINTR)
+            ;
+        if (rc < 0) {
+            pthread_join(rt->workers[i].thread, NULL);
+            wispi_worker_ring_teardown(&rt->workers[i]);
+        } else {
+            rt->workers[i].started = true;
+        }
+    }
+    for (unsigned i = 0; i < inited; i++) {
+        sem_destroy(&args[i].ready);
+        sem_destroy(&args[i].go);
+    }
+    free(args);
+    if (rc < 0)
+        atomic_store(&rt->started, false);
     return rc;
 }
 
@@ -328,6 +351,13 @@ bool wispi_shutdown_step(struct wispi_worker *w)
             wispi_actor_for_each(rt, send_shutdown, NULL);
         } else if (st == 2 && now >= rt->stop_deadline_ms) {
             atomic_store(&rt->stop_state, 3);
+            rt->stop_deadline_ms = now + 50;
+            wispi_actor_for_each(rt, send_kill, NULL);
+        } else if (st == 3 && now >= rt->stop_deadline_ms &&
+                   atomic_load_explicit(&rt->live, memory_order_relaxed)) {
+            /* Someone is still alive: an actor spawned during the first pass, or one whose
+             * kill message could not be allocated. Look again every 50 ms. */
+            rt->stop_deadline_ms = now + 50;
             wispi_actor_for_each(rt, send_kill, NULL);
         }
     }

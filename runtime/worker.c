@@ -428,13 +428,18 @@ int wispi_worker_ring_setup(struct wispi_worker *w)
     return 0;
 }
 
-void wispi_worker_destroy(struct wispi_worker *w)
+void wispi_worker_ring_teardown(struct wispi_worker *w)
 {
     if (w->ring) {
         io_uring_queue_exit(w->ring);
         free(w->ring);
         w->ring = NULL;
     }
+}
+
+void wispi_worker_destroy(struct wispi_worker *w)
+{
+    wispi_worker_ring_teardown(w);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     w->wake_fd = -1;

@@ -4,7 +4,8 @@
  * allocates together with the actor. The runtime calls the definition's callbacks on one worker
  * thread at a time, so the state needs no locks. Actors talk only by sending messages to
  * addresses (wisp_addr). An address stays safe to use after its actor is gone: sending to it
- * fails with -ESRCH and never touches freed memory.
+ * fails with -ESRCH and never touches freed memory. (Addresses carry a 32-bit generation per
+ * slot, so an address could only match a new actor after 2^32 actors reused its slot.)
  *
  * Two families of calls:
  *   - wisp_*(struct wisp_ctx *ctx, ...) are for code running inside an actor callback; ctx is
@@ -52,7 +53,8 @@ enum wisp_exit_kind {
     WISP_EXIT_NORMAL = 0, /**< it finished; linked actors are not stopped by it */
     WISP_EXIT_SHUTDOWN,   /**< the runtime is shutting down */
     WISP_EXIT_ERROR,      /**< the actor (or init) failed; `code` says how */
-    WISP_EXIT_KILLED,     /**< stopped by wisp_rt_kill(); cannot be trapped */
+    WISP_EXIT_KILLED,     /**< stopped by wisp_rt_kill() (which the target cannot trap; a
+                               linked actor may trap the resulting KILLED exit, as in Erlang) */
     WISP_EXIT_NOPROC,     /**< (in EXIT/DOWN messages) the actor did not exist */
 };
 
@@ -144,8 +146,9 @@ WISP_API int wisp_rt_spawn(struct wisp_runtime *rt, const struct wisp_actor_def 
 /**
  * Send a copy of len bytes at data to `to`.
  * @return 0 (queued), WISP_SEND_PRESSURE (queued; receiver over its limit), -ESRCH (no such
- *         actor, or it is stopping: nothing was queued), -ENOMEM, -EINVAL (type in the system
- *         range, or data NULL with len > 0).
+ *         actor: nothing was queued), -ENOMEM, -EINVAL (type in the system range, or data NULL
+ *         with len > 0). A message queued to an actor that stops before reaching it is
+ *         released, never leaked (and never delivered).
  */
 WISP_API int wisp_send(struct wisp_ctx *ctx, wisp_addr to, uint32_t type, const void *data,
                        size_t len);
@@ -258,8 +261,9 @@ WISP_API int wisp_timer_cancel(struct wisp_ctx *ctx, wisp_timer timer);
 WISP_API int wisp_link(struct wisp_ctx *ctx, wisp_addr other);
 /** Remove a link (both ways). @return 0, or -ENOENT. */
 WISP_API int wisp_unlink(struct wisp_ctx *ctx, wisp_addr other);
-/** While on, exits of linked actors arrive as WISP_MSG_EXIT messages (KILLED is never
- *  trapped). Off by default. */
+/** While on, exits of linked actors arrive as WISP_MSG_EXIT messages instead of stopping the
+ *  running actor (wisp_rt_kill() on the running actor itself still stops it). Off by
+ *  default. */
 WISP_API void wisp_trap_exits(struct wisp_ctx *ctx, bool on);
 
 /**

@@ -62,6 +62,8 @@ WISP_API int wisp_runtime_new(const struct wisp_runtime_opts *opts, struct wisp_
 
 /**
  * Start the workers and return. Actors spawned before this wait in their queues.
+ * All or nothing: if any worker cannot create its thread or ring, none runs and the runtime
+ * stays unstarted (free it with wisp_runtime_free).
  * @return 0, -EALREADY, or a negative errno (thread or ring creation failed; see
  *         wisp_last_error()). Not for deterministic runtimes (use wisp_runtime_run).
  */
@@ -79,8 +81,9 @@ WISP_API int wisp_runtime_run(struct wisp_runtime *rt);
 /**
  * Ask for a graceful stop: every actor is stopped with reason SHUTDOWN (its terminate runs),
  * actors still alive after the deadline are stopped with reason KILLED, then the workers exit.
- * Async-signal-safe, thread-safe, idempotent. Spawns and sends after it fail with WISP_ECLOSED
- * or -ESRCH.
+ * Async-signal-safe, thread-safe, idempotent. Spawns after it fail with WISP_ECLOSED; sends
+ * still reach actors until each one has stopped (terminate callbacks may say goodbye), then
+ * fail with -ESRCH.
  */
 WISP_API void wisp_runtime_stop(struct wisp_runtime *rt);
 

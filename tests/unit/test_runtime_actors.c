@@ -382,6 +382,82 @@ static void test_registry(void **state)
     wisp_runtime_free(rt);
 }
 
+/* ---- races: a name registered while its actor dies never outlives it ----------------------- */
+
+static void test_register_races_with_death(void **state)
+{
+    reset();
+    struct wisp_runtime *rt = start(2);
+    enum { N = 2000 };
+    int registered = 0;
+    for (int i = 0; i < N; i++) {
+        wisp_addr a;
+        assert_int_equal(wisp_rt_spawn(rt, &echo, NULL, 0, &a), 0);
+        assert_int_equal(wisp_rt_send(rt, a, MSG_STOP, NULL, 0), 0);
+        char name[32];
+        snprintf(name, sizeof name, "racer-%d", i);
+        int rc = wisp_rt_register(rt, name, a);
+        assert_true(rc == 0 || rc == -ESRCH);
+        registered += rc == 0;
+    }
+    assert_true(wait_for(&terminated, N));
+    /* every name registered in time must be gone with its actor, none left behind */
+    int stale = 0;
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "racer-%d", i);
+        wisp_addr found;
+        for (int tries = 0; tries < 1000 && wisp_rt_whereis(rt, name, &found) == 0; tries++)
+            sleep_ms(1);
+        stale += wisp_rt_whereis(rt, name, &found) == 0;
+    }
+    assert_int_equal(stale, 0);
+    print_message("  (%d of %d registrations beat the death)\n", registered, N);
+    wisp_runtime_free(rt);
+}
+
+/* ---- a spawn racing with stop is still stopped: the runtime does not hang ----------------- */
+
+struct spawner_arg {
+    struct wisp_runtime *rt;
+    _Atomic int spawned;
+};
+
+static void *spawn_until_closed(void *p)
+{
+    struct spawner_arg *sa = p;
+    for (;;) {
+        int rc = wisp_rt_spawn(sa->rt, &echo, NULL, 0, NULL);
+        if (rc == WISP_ECLOSED)
+            return NULL;
+        assert_int_equal(rc, 0);
+        atomic_fetch_add(&sa->spawned, 1);
+    }
+}
+
+static void test_spawn_races_with_stop(void **state)
+{
+    reset();
+    struct wisp_runtime_opts o;
+    wisp_runtime_opts_init(&o);
+    o.workers = 2;
+    o.shutdown_deadline_ms = 0; /* the harshest case: the kill pass comes at once */
+    struct wisp_runtime *rt;
+    assert_int_equal(wisp_runtime_new(&o, &rt), 0);
+    assert_int_equal(wisp_runtime_start(rt), 0);
+    struct spawner_arg sa = {rt, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, spawn_until_closed, &sa);
+    while (atomic_load(&sa.spawned) < 1000)
+        sleep_ms(1);
+    wisp_runtime_stop(rt);
+    pthread_join(t, NULL);
+    assert_int_equal(wisp_runtime_wait(rt), 0); /* returns: every actor was stopped */
+    assert_int_equal(wisp_runtime_actor_count(rt), 0);
+    assert_int_equal(atomic_load(&inits), atomic_load(&terminated));
+    wisp_runtime_free(rt);
+}
+
 /* ---- races: senders hammering actors that exit under them ------------------------------------ */
 
 struct hammer_arg {
@@ -528,6 +604,8 @@ int main(void)
         cmocka_unit_test(test_trapped_exit),
         cmocka_unit_test(test_monitor_down),
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_register_races_with_death),
+        cmocka_unit_test(test_spawn_races_with_stop),
         cmocka_unit_test(test_sends_race_with_exits),
         cmocka_unit_test(test_shutdown_with_messages_in_flight),
         cmocka_unit_test(test_shutdown_deadline_kills),

@@ -11,6 +11,8 @@
 
 #include <wisp/runtime.h>
 
+#include "internal.h" /* to look at an actor's monitor table */
+
 static struct wisp_runtime *new_rt(uint64_t seed)
 {
     struct wisp_runtime_opts o;
@@ -40,6 +42,7 @@ enum {
     CMD_FILL,        /* data: wisp_addr; try_send CMD_LOG to it until full, then wait */
     CMD_FILL_FAIL,   /* the same, but tell it to fail before asking to hear of the drain */
     CMD_DRAINED,     /* the answer to wisp_notify_drained */
+    CMD_WATCH_STOP,  /* data: wisp_addr; monitor it, then stop */
     TICK,            /* the timers' message type */
 };
 
@@ -134,6 +137,13 @@ static void script_receive(struct wisp_ctx *ctx, void *st, const struct wisp_msg
     case CMD_DRAINED:
         L.drained_seen = L.norder;
         break;
+    case CMD_WATCH_STOP: {
+        wisp_addr to;
+        memcpy(&to, m->data, sizeof to);
+        assert_int_equal(wisp_monitor(ctx, to, NULL), 0);
+        wisp_stop(ctx, (struct wisp_exit){WISP_EXIT_NORMAL, 0});
+        break;
+    }
     case TICK:
         assert_true(m->timer != 0);
         uint64_t now = wisp_runtime_now_ms(wisp_runtime_of(ctx));
@@ -278,6 +288,24 @@ static void test_notify_drained(void **state)
     wisp_runtime_free(rt);
 }
 
+/* Short-lived watchers of a long-lived actor leave nothing behind in it when they die. */
+static void test_dead_watchers_are_forgotten(void **state)
+{
+    memset(&L, 0, sizeof L);
+    struct wisp_runtime *rt = new_rt(9);
+    wisp_addr target = spawn_script(rt);
+    for (int i = 0; i < 500; i++)
+        assert_true(wisp_rt_send(rt, spawn_script(rt), CMD_WATCH_STOP, &target, sizeof target) >=
+                    0);
+    assert_int_equal(wisp_runtime_run(rt), 0);
+    assert_int_equal(L.terminated, 500);
+    struct wispi_actor *a = wispi_actor_acquire(rt, target);
+    assert_non_null(a);
+    assert_true(!a->rel || a->rel->nwatchers == 0);
+    wispi_actor_release(a);
+    wisp_runtime_free(rt);
+}
+
 static void test_normal_exit_does_not_propagate(void **state)
 {
     memset(&L, 0, sizeof L);
@@ -357,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_many_timers),
         cmocka_unit_test(test_mailbox_limit_seen_by_sender),
         cmocka_unit_test(test_notify_drained),
+        cmocka_unit_test(test_dead_watchers_are_forgotten),
         cmocka_unit_test(test_normal_exit_does_not_propagate),
         cmocka_unit_test(test_replay_from_seed),
         cmocka_unit_test(test_stop_in_deterministic_mode),
