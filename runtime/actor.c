@@ -48,7 +48,7 @@ static int push_chain(struct wispi_actor *a, struct wispi_msg *first, struct wis
     /* relaxed: `pending` is a counter for the mailbox limit, not a synchronisation point; the
      * limit is approximate under concurrent senders by at most their number. */
     uint32_t before = atomic_fetch_add_explicit(&a->pending, count, memory_order_relaxed);
-    int rc = before + count > a->limit ? WISP_SEND_PRESSURE : 0;
+    int rc = (uint64_t)before + count > a->limit ? WISP_SEND_PRESSURE : 0;
     if (wispi_mailbox_push(&a->mbox, &first->node, &last->node)) {
         /* We made it runnable. A dead actor (still being drained of late messages) needs a
          * reference while it sits in a queue; an alive one does not (see internal.h).
@@ -118,7 +118,7 @@ int wispi_send_chain(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_a
         }
     }
     if (try_only &&
-        atomic_load_explicit(&a->pending, memory_order_relaxed) + count > a->limit) {
+        (uint64_t)atomic_load_explicit(&a->pending, memory_order_relaxed) + count > a->limit) {
         if (!cached)
             wispi_actor_release(a);
         free_chain(first, count);

@@ -244,6 +244,7 @@ struct wispi_worker {
     struct io_uring *ring;      /* NULL in deterministic mode */
     int wake_fd;                /* eventfd: wakes from threads that have no ring */
     uint64_t wake_buf;
+    bool eventfd_armed;         /* a read of wake_fd is queued on the ring */
     struct wispi_runq remote;   /* actors scheduled by other threads */
     struct wispi_actor *local_head, *local_tail; /* actors scheduled by this thread */
     uint32_t local_len;

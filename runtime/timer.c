@@ -113,7 +113,8 @@ static int add_timer(struct wisp_ctx *ctx, uint64_t delay, uint64_t period, uint
         return -ENOMEM;
     /* relaxed: ids only need to be unique. */
     t->id = atomic_fetch_add_explicit(&a->rt->next_ref, 1, memory_order_relaxed);
-    t->deadline_ms = wispi_now_ms(a->rt) + delay;
+    uint64_t now = wispi_now_ms(a->rt);
+    t->deadline_ms = delay > UINT64_MAX - now ? UINT64_MAX : now + delay; /* saturate */
     t->period_ms = period;
     t->owner = a;
     t->in_flight = false;
@@ -186,6 +187,7 @@ void wispi_timers_fire(struct wispi_worker *w, uint64_t now_ms)
                 wispi_msg_free(m);
                 if (!t->period_ms) {
                     t->deadline_ms = now_ms + 1;
+                    /* cannot fail: t was just removed, so the heap has room for it */
                     heap_push(h, t);
                     continue;
                 }
@@ -196,13 +198,8 @@ void wispi_timers_fire(struct wispi_worker *w, uint64_t now_ms)
             t->deadline_ms += t->period_ms;
             if (t->deadline_ms <= now_ms)
                 t->deadline_ms = now_ms + t->period_ms;
-            if (heap_push(h, t)) {
-                unlink_from_owner(t);
-                if (t->in_flight)
-                    t->cancelled = true;
-                else
-                    free(t);
-            }
+            /* cannot fail: t was just removed, so the heap has room for it */
+            heap_push(h, t);
         }
     }
 }

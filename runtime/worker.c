@@ -202,6 +202,9 @@ static void share_work(struct wispi_worker *w)
 static void arm_eventfd(struct wispi_worker *w)
 {
     struct io_uring_sqe *sqe = get_sqe(w);
+    /* No room even after a submit: try again next loop (wait_for_work checks), so wakes from
+     * outside threads are late at worst, never lost. */
+    w->eventfd_armed = sqe != NULL;
     if (!sqe)
         return;
     io_uring_prep_read(sqe, w->wake_fd, &w->wake_buf, sizeof w->wake_buf, 0);
@@ -274,6 +277,8 @@ static bool brief_spin(struct wispi_worker *w)
 /* Sleep in the ring until woken, a completion arrives, or the next timer is due. */
 static void wait_for_work(struct wispi_worker *w)
 {
+    if (!w->eventfd_armed)
+        arm_eventfd(w);
     if (brief_spin(w))
         return;
     /* seq_cst store, then seq_cst loads of the queues: the Dekker handshake with producers
