@@ -17,6 +17,8 @@
 
 #include <wisp/http.h>
 
+#include "grow.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_SLOTS 128
@@ -39,10 +41,8 @@ static bool is_ows(char c)
 
 static char *exact_copy(const uint8_t *p, size_t n)
 {
-    char *b = malloc(n ? n : 1);
+    char *b = fuzz_exact_copy(p, n);
     check(b != NULL, "out of memory");
-    if (n)
-        memcpy(b, p, n);
     return b;
 }
 
@@ -128,6 +128,19 @@ static void exercise_client(const struct wisp_http_response *resp)
     }
 }
 
+struct parse_ctx {
+    const struct wisp_http_limits *lim;
+    struct wisp_http_response *out;
+    struct wisp_http_header *headers;
+    size_t cap;
+};
+
+static ssize_t parse_response(const char *buf, size_t len, size_t prev, void *ctx)
+{
+    struct parse_ctx *c = ctx;
+    return wisp_http_parse_response(buf, len, prev, c->lim, c->out, c->headers, c->cap);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t caps[8] = {64, 0, 1, 2, 4, 16, 100, MAX_SLOTS};
@@ -153,30 +166,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ssize_t ra = wisp_http_parse_response(whole, size, 0, &lim, &a, ha, cap);
     check(ra > 0 || ra == WISP_EINCOMPLETE || ra == WISP_EPROTO || ra == WISP_ELIMIT, "rc");
 
-    size_t max_step = (size_t)(mode & 7) * (mode & 7) * 16;
-    size_t prev = 0, len = 0;
-    ssize_t rb = WISP_EINCOMPLETE;
-    char *part = NULL;
-    while (len < size) {
-        size_t step = 1;
-        if (max_step) {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            step = 1 + seed % max_step;
-        }
-        len = size - len < step ? size : len + step;
-        free(part);
-        part = exact_copy(data, len);
-        rb = wisp_http_parse_response(part, len, prev, &lim, &b, hb, cap);
-        if (rb != WISP_EINCOMPLETE)
-            break;
-        prev = len;
-    }
-    if (size == 0) {
-        part = exact_copy(data, 0);
-        rb = wisp_http_parse_response(part, 0, 0, &lim, &b, hb, cap);
-    }
+    struct parse_ctx pc = {&lim, &b, hb, cap};
+    struct fuzz_grown g = fuzz_parse_growing(data, size, mode, &seed, parse_response, &pc);
+    ssize_t rb = g.rc;
+    char *part = g.part;
+    size_t len = g.len, prev = g.prev;
     check(same_response(whole, ra, &a, part, rb, &b), "incremental parse differs from one-shot");
     if (rb > 0)
         check((size_t)rb <= len && prev < (size_t)rb, "decided exactly when the head ended");
