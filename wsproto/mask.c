@@ -31,6 +31,8 @@
  * at run time (wispi_simd_cpu), so the library still runs on any x86-64. */
 #define HAVE_WIDE_PATHS 1
 #include <immintrin.h>
+
+#include "simd.h"
 #include <stdatomic.h>
 #endif
 
@@ -135,25 +137,12 @@ static void xor_key_base(uint8_t *dst, const uint8_t *src, size_t n, const uint8
  * the masked input, so writing them just writes the same unmasked bytes a second time. (Read
  * after the loop, they would be unmasked twice.) */
 
-/* 32-byte vector loads and stores through memcpy: any alignment, no pointer casts. */
-__attribute__((target("avx2"))) static inline __m256i load32(const uint8_t *p)
-{
-    __m256i v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-__attribute__((target("avx2"))) static inline void store32(uint8_t *p, __m256i v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
 /* xor_key for n >= 32, 32 bytes per step; k is the key word as seen from position 0. */
 __attribute__((target("avx2"))) static void xor_key_avx2(uint8_t *dst, const uint8_t *src,
                                                          size_t n, uint32_t k)
 {
-    __m256i first = _mm256_xor_si256(load32(src), _mm256_set1_epi32((int)k));
-    __m256i last = _mm256_xor_si256(load32(src + n - 32),
+    __m256i first = _mm256_xor_si256(wispi_load32(src), _mm256_set1_epi32((int)k));
+    __m256i last = _mm256_xor_si256(wispi_load32(src + n - 32),
                                     _mm256_set1_epi32((int)key_rotate(k, n - 32)));
     /* Start the loop at a 32-byte boundary of dst, so no store straddles two cache lines
      * (`first` covers the bytes before it). Short runs start at 0: there an extra vector
@@ -161,19 +150,19 @@ __attribute__((target("avx2"))) static void xor_key_avx2(uint8_t *dst, const uin
     size_t start = n >= 128 ? (size_t)(-(uintptr_t)dst & 31) : 0, i = start;
     __m256i kv = _mm256_set1_epi32((int)key_rotate(k, i));
     for (; n - i >= 128; i += 128) {
-        __m256i a = load32(src + i), b = load32(src + i + 32);
-        __m256i c = load32(src + i + 64), d = load32(src + i + 96);
-        store32(dst + i, _mm256_xor_si256(a, kv));
-        store32(dst + i + 32, _mm256_xor_si256(b, kv));
-        store32(dst + i + 64, _mm256_xor_si256(c, kv));
-        store32(dst + i + 96, _mm256_xor_si256(d, kv));
+        __m256i a = wispi_load32(src + i), b = wispi_load32(src + i + 32);
+        __m256i c = wispi_load32(src + i + 64), d = wispi_load32(src + i + 96);
+        wispi_store32(dst + i, _mm256_xor_si256(a, kv));
+        wispi_store32(dst + i + 32, _mm256_xor_si256(b, kv));
+        wispi_store32(dst + i + 64, _mm256_xor_si256(c, kv));
+        wispi_store32(dst + i + 96, _mm256_xor_si256(d, kv));
     }
     for (; n - i >= 32; i += 32)
-        store32(dst + i, _mm256_xor_si256(load32(src + i), kv));
+        wispi_store32(dst + i, _mm256_xor_si256(wispi_load32(src + i), kv));
     if (start != 0)
-        store32(dst, first);
+        wispi_store32(dst, first);
     if (i != n)
-        store32(dst + n - 32, last);
+        wispi_store32(dst + n - 32, last);
 }
 
 /* Bytes 0..n-1 of a 64-lane mask (n <= 64). */

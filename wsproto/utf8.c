@@ -62,6 +62,8 @@ static inline __m128i load16(const uint8_t *p)
 /* AVX2 and AVX-512 paths too (see unmask_feed_wide), chosen at run time like SSSE3. */
 #define HAVE_WIDE_PATHS 1
 #include <immintrin.h>
+
+#include "simd.h"
 #include <tmmintrin.h>
 
 /* SSSE3 validation of a run of text, after the nibble-lookup method of Keiser and Lemire
@@ -222,32 +224,19 @@ static int simd_level(void)
     return l;
 }
 
-/* 32-byte vector loads and stores through memcpy: any alignment, no pointer casts. */
-__attribute__((target("avx2"))) static inline __m256i load32(const uint8_t *p)
-{
-    __m256i v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-__attribute__((target("avx2"))) static inline void store32(uint8_t *p, __m256i v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
 /* Index of the first byte >= 0x80 in p[i..n), or where fewer than 32 bytes remain (the
  * caller looks at those): 128 bytes per step while the run lasts, then 32. */
 __attribute__((target("avx2"))) static size_t skip_ascii_avx2(const uint8_t *p, size_t i,
                                                               size_t n)
 {
     for (; n - i >= 128; i += 128) {
-        __m256i any = _mm256_or_si256(_mm256_or_si256(load32(p + i), load32(p + i + 32)),
-                                      _mm256_or_si256(load32(p + i + 64), load32(p + i + 96)));
+        __m256i any = _mm256_or_si256(_mm256_or_si256(wispi_load32(p + i), wispi_load32(p + i + 32)),
+                                      _mm256_or_si256(wispi_load32(p + i + 64), wispi_load32(p + i + 96)));
         if (_mm256_movemask_epi8(any))
             break;
     }
     for (; n - i >= 32; i += 32) {
-        unsigned m = (unsigned)_mm256_movemask_epi8(load32(p + i));
+        unsigned m = (unsigned)_mm256_movemask_epi8(wispi_load32(p + i));
         if (m)
             return i + (size_t)__builtin_ctz(m);
     }
@@ -270,16 +259,16 @@ __attribute__((target("avx2"))) static size_t unmask_ascii_avx2(uint8_t *p, size
     const __m256i kv = _mm256_set1_epi32((int)k), high = _mm256_set1_epi8(-128);
     unsigned r = (unsigned)((n - i) & 3) * 8; /* position n - 32 sees the key rotated by this */
     uint32_t kl = r ? k >> r | k << (32 - r) : k;
-    __m256i last = _mm256_xor_si256(load32(p + n - 32), _mm256_set1_epi32((int)kl));
+    __m256i last = _mm256_xor_si256(wispi_load32(p + n - 32), _mm256_set1_epi32((int)kl));
     for (; n - i >= 128; i += 128) {
-        __m256i a = _mm256_xor_si256(load32(p + i), kv);
-        __m256i b = _mm256_xor_si256(load32(p + i + 32), kv);
-        __m256i c = _mm256_xor_si256(load32(p + i + 64), kv);
-        __m256i d = _mm256_xor_si256(load32(p + i + 96), kv);
-        store32(p + i, a);
-        store32(p + i + 32, b);
-        store32(p + i + 64, c);
-        store32(p + i + 96, d);
+        __m256i a = _mm256_xor_si256(wispi_load32(p + i), kv);
+        __m256i b = _mm256_xor_si256(wispi_load32(p + i + 32), kv);
+        __m256i c = _mm256_xor_si256(wispi_load32(p + i + 64), kv);
+        __m256i d = _mm256_xor_si256(wispi_load32(p + i + 96), kv);
+        wispi_store32(p + i, a);
+        wispi_store32(p + i + 32, b);
+        wispi_store32(p + i + 64, c);
+        wispi_store32(p + i + 96, d);
         __m256i any = _mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d));
         if (!_mm256_testz_si256(any, high)) {
             *ascii = i;
@@ -287,15 +276,15 @@ __attribute__((target("avx2"))) static size_t unmask_ascii_avx2(uint8_t *p, size
         }
     }
     for (; n - i >= 32; i += 32) {
-        __m256i a = _mm256_xor_si256(load32(p + i), kv);
-        store32(p + i, a);
+        __m256i a = _mm256_xor_si256(wispi_load32(p + i), kv);
+        wispi_store32(p + i, a);
         if (!_mm256_testz_si256(a, high)) {
             *ascii = i;
             return i + 32;
         }
     }
     if (i != n) {
-        store32(p + n - 32, last);
+        wispi_store32(p + n - 32, last);
         if (!_mm256_testz_si256(last, high)) {
             *ascii = i;
             return n;
