@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "net.h"
 
 /* Messages per turn before the actor yields its worker to others (Pony uses 100). */
 #define TURN_BATCH 64u
@@ -324,7 +325,8 @@ static bool remove_monitor(struct wispi_monitor_ref *v, uint32_t *n, wisp_addr w
 
 static int spawn(struct wisp_runtime *rt, struct wispi_worker *near,
                  const struct wisp_actor_def *def, const void *arg, size_t arg_len,
-                 const struct wisp_spawn_opts *opts, struct wispi_actor *parent, wisp_addr *out)
+                 const struct wisp_spawn_opts *opts, struct wispi_actor *parent,
+                 uint32_t extra_flags, wisp_addr *out)
 {
     if (!def || !def->receive || (!arg && arg_len))
         return -EINVAL;
@@ -345,6 +347,7 @@ static int spawn(struct wisp_runtime *rt, struct wispi_worker *near,
         return rc;
     }
     a->limit = def->mailbox_limit ? def->mailbox_limit : rt->opts.mailbox_limit;
+    a->flags |= extra_flags;
     wispi_mailbox_init(&a->mbox, &a->stub);
     if (opts && opts->link) {
         /* Both ends exist before anyone can see the child: its side is written here, before
@@ -392,13 +395,13 @@ static int spawn(struct wisp_runtime *rt, struct wispi_worker *near,
 int wisp_spawn(struct wisp_ctx *ctx, const struct wisp_actor_def *def, const void *arg,
                size_t arg_len, wisp_addr *out)
 {
-    return spawn(ctx->actor->rt, ctx->worker, def, arg, arg_len, NULL, ctx->actor, out);
+    return spawn(ctx->actor->rt, ctx->worker, def, arg, arg_len, NULL, ctx->actor, 0, out);
 }
 
 int wisp_spawn_opts(struct wisp_ctx *ctx, const struct wisp_actor_def *def, const void *arg,
                     size_t arg_len, const struct wisp_spawn_opts *opts, wisp_addr *out)
 {
-    return spawn(ctx->actor->rt, ctx->worker, def, arg, arg_len, opts, ctx->actor, out);
+    return spawn(ctx->actor->rt, ctx->worker, def, arg, arg_len, opts, ctx->actor, 0, out);
 }
 
 int wisp_rt_spawn(struct wisp_runtime *rt, const struct wisp_actor_def *def, const void *arg,
@@ -406,7 +409,25 @@ int wisp_rt_spawn(struct wisp_runtime *rt, const struct wisp_actor_def *def, con
 {
     if (!rt)
         return -EINVAL;
-    return spawn(rt, NULL, def, arg, arg_len, NULL, NULL, out);
+    return spawn(rt, NULL, def, arg, arg_len, NULL, NULL, 0, out);
+}
+
+int wispi_spawn_internal(struct wisp_runtime *rt, const struct wisp_actor_def *def,
+                         const void *arg, size_t arg_len, unsigned worker, uint32_t flags,
+                         wisp_addr *out)
+{
+    struct wisp_spawn_opts o = {.worker = (int)worker + 1};
+    return spawn(rt, NULL, def, arg, arg_len, &o, NULL, flags, out);
+}
+
+int wispi_send_internal(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr to,
+                        uint32_t type, const void *data, size_t len)
+{
+    struct wispi_msg *m = wispi_msg_new(type, data, len);
+    if (!m)
+        return -ENOMEM;
+    m->from = sender ? sender->addr : WISP_ADDR_NONE;
+    return wispi_send_chain(rt, sender, to, m, m, 1, false);
 }
 
 /* ---- context queries ------------------------------------------------------------------------ */
@@ -702,13 +723,19 @@ static void dispatch(struct wispi_worker *w, struct wispi_actor *a, struct wispi
         break;
     }
     case SYS_SHUTDOWN:
-        wisp_stop(w->ctx, (struct wisp_exit){WISP_EXIT_SHUTDOWN, 0});
+        if (a->flags & ACTOR_TRAP_SHUTDOWN)
+            deliver_user(w, a, WISPI_MSG_SHUTDOWN, WISP_ADDR_NONE, NULL, 0, 0);
+        else
+            wisp_stop(w->ctx, (struct wisp_exit){WISP_EXIT_SHUTDOWN, 0});
         break;
     case SYS_KILL:
         wisp_stop(w->ctx, (struct wisp_exit){WISP_EXIT_KILLED, 0});
         break;
     case SYS_DRAINED:
         answer_drained(a, m);
+        break;
+    case SYS_IO:
+        wispi_net_io(w->ctx, (struct wispi_sock *)(uintptr_t)m->aux);
         break;
     }
     wispi_msg_release_payload(m);

@@ -56,6 +56,7 @@ enum wispi_sys {
     SYS_SHUTDOWN,  /* the runtime is stopping */
     SYS_KILL,      /* stop now with reason KILLED */
     SYS_DRAINED,   /* from asked to hear (message type aux) when what is ahead is done */
+    SYS_IO,        /* the actor's socket (aux: struct wispi_sock *) has completions */
 };
 
 struct wispi_msg {
@@ -111,6 +112,8 @@ enum {
     ACTOR_DEAD = 1u << 2,     /* terminated: drain and release whatever arrives */
     ACTOR_TRAP_EXIT = 1u << 3,
     ACTOR_PINNED = 1u << 4,   /* never moved to another worker */
+    ACTOR_TRAP_SHUTDOWN = 1u << 5, /* SYS_SHUTDOWN arrives as WISPI_MSG_SHUTDOWN (sockets
+                                      close their connections gracefully) */
 };
 
 /* Links, monitors: allocated the first time an actor uses any of them. */
@@ -258,6 +261,10 @@ struct wispi_worker {
     uint64_t rng;          /* deterministic mode: run-order generator */
     struct wispi_msg_pool pool;
     uint64_t turns;        /* statistics */
+    struct wispi_net *net; /* sockets, buffers (net.h); NULL until the first socket */
+    /* Connections homed here, for placing new ones; written by this worker, read by the
+     * listener's worker. */
+    _Atomic uint32_t conns;
 };
 
 /* The worker whose thread is calling, or NULL (outside threads). */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "net.h"
 
 static _Thread_local char last_error[256];
 
@@ -59,6 +60,8 @@ int wisp_runtime_opts_init(struct wisp_runtime_opts *o)
     o->mailbox_limit = 10000;
     o->shutdown_deadline_ms = 5000;
     o->ring_entries = 256;
+    o->recv_buffers = 2048;
+    o->recv_buffer_size = 8192;
     return 0;
 }
 
@@ -415,7 +418,13 @@ void wisp_runtime_free(struct wisp_runtime *rt)
     }
     struct wisp_runtime *expect = rt;
     atomic_compare_exchange_strong(&signal_rt, &expect, NULL);
-    /* Actors first: their queued timer messages refer to timers the workers free. */
+    /* Rings first, so the kernel touches no buffer of ours; then the sockets, which hold
+     * references on their actors; then the actors, whose queued timer messages refer to
+     * timers the workers free. */
+    for (unsigned i = 0; rt->workers && i < rt->nworkers; i++) {
+        wispi_worker_ring_teardown(&rt->workers[i]);
+        wispi_net_destroy(&rt->workers[i]);
+    }
     wispi_actor_table_destroy(rt);
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++)
         wispi_worker_destroy(&rt->workers[i]);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "net.h"
 
 /* user_data tags of the worker's own operations. */
 enum {
@@ -218,6 +219,7 @@ static void reap(struct wispi_worker *w)
     struct {
         uint64_t ud;
         int32_t res;
+        uint32_t flags;
     } done[CQE_BATCH];
     for (;;) {
         unsigned n = io_uring_peek_batch_cqe(w->ring, cqes, CQE_BATCH);
@@ -226,9 +228,14 @@ static void reap(struct wispi_worker *w)
         for (unsigned i = 0; i < n; i++) {
             done[i].ud = cqes[i]->user_data;
             done[i].res = cqes[i]->res;
+            done[i].flags = cqes[i]->flags;
         }
         io_uring_cq_advance(w->ring, n);
         for (unsigned i = 0; i < n; i++) {
+            if ((done[i].ud & 0xFF) >= UD_NET_FIRST) {
+                wispi_net_cqe(w, done[i].ud, done[i].res, done[i].flags);
+                continue;
+            }
             switch (done[i].ud & 0xFF) {
             case UD_EVENTFD:
                 arm_eventfd(w); /* the wake itself is already done: we are awake */
@@ -293,6 +300,9 @@ static void wait_for_work(struct wispi_worker *w)
         return;
     }
     uint64_t next = wispi_timers_next(w);
+    uint64_t sweep = wispi_net_tick(w, wispi_now_ms(w->rt));
+    if (sweep < next)
+        next = sweep;
     if (stopping) {
         /* While stopping, never sleep long: worker 0 watches the deadline, and every worker
          * must notice when the last actor is gone even if a wake-up crossed its sleep. */
@@ -349,6 +359,8 @@ void *wispi_worker_main(void *arg)
             break;
         if (io_uring_cq_has_overflow(w->ring))
             io_uring_get_events(w->ring); /* flush the kernel's overflow list into the CQ */
+        wispi_net_tick(w, w->now_ms);
+        wispi_net_flush(w); /* sends corked during the turns above, re-arms, buffers */
         if (w->local_len)
             io_uring_submit(w->ring); /* keep submissions moving while busy */
         else

@@ -46,6 +46,11 @@ struct wisp_runtime_opts {
     uint64_t seed;
     /** Submission queue entries per worker ring (default 256); the completion queue gets 16x. */
     uint32_t ring_entries;
+    /** Receive buffers per worker, shared by that worker's sockets (a power of two, at most
+     *  32768; default 2048), and the size of each (default 8192 bytes). Memory is touched only
+     *  as traffic needs it. */
+    uint32_t recv_buffers;
+    uint32_t recv_buffer_size;
 };
 
 /** Fill *o with the defaults. @return 0, or -EINVAL if o is NULL. */

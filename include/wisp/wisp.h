@@ -6,6 +6,7 @@
  *   wisp/http.h     the HTTP/1.1 upgrade handshake for servers and clients
  *   wisp/actor.h    actors, messages, timers, links, monitors, the registry
  *   wisp/runtime.h  creating, running and stopping the runtime
+ *   wisp/server.h   WebSocket servers: routes, listeners, connection actors and handlers
  *   wisp/version.h  version and build features
  */
 #ifndef WISP_WISP_H
@@ -17,5 +18,6 @@
 #include <wisp/http.h>
 #include <wisp/actor.h>
 #include <wisp/runtime.h>
+#include <wisp/server.h>
 
 #endif

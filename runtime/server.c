@@ -1,0 +1,309 @@
+/* Servers: options, routes, binding listeners, and the calls other actors use to reach a
+ * connection. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "server_internal.h"
+
+const char *wisp_close_why_str(enum wisp_close_why why)
+{
+    switch (why) {
+    case WISP_WHY_NORMAL:
+        return "normal";
+    case WISP_WHY_PROTOCOL:
+        return "protocol error";
+    case WISP_WHY_BAD_UTF8:
+        return "bad utf-8";
+    case WISP_WHY_TOO_BIG:
+        return "too big";
+    case WISP_WHY_TIMEOUT:
+        return "timeout";
+    case WISP_WHY_CLOSE_TIMEOUT:
+        return "close timeout";
+    case WISP_WHY_BACKPRESSURE:
+        return "backpressure";
+    case WISP_WHY_SHUTDOWN:
+        return "shutdown";
+    case WISP_WHY_ABNORMAL:
+        return "abnormal";
+    case WISP_WHY_NO_MEMORY:
+        return "no memory";
+    case WISP_WHY_IO_ERROR:
+        return "i/o error";
+    }
+    return "unknown";
+}
+
+int wisp_route_init(struct wisp_route *r, const char *path, const struct wisp_handler *handler)
+{
+    if (!r || !path)
+        return -EINVAL;
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->handler = handler;
+    r->max_frame_size = WISP_WS_DEFAULT_MAX_FRAME;
+    r->max_message_size = WISP_WS_DEFAULT_MAX_MESSAGE;
+    r->fragment_size = 64 * 1024;
+    r->send_high_watermark = 1024 * 1024;
+    r->send_low_watermark = 256 * 1024;
+    r->send_cap = 16 * 1024 * 1024;
+    r->overflow = WISP_OVERFLOW_CLOSE;
+    return 0;
+}
+
+int wisp_server_opts_init(struct wisp_server_opts *o)
+{
+    if (!o)
+        return -EINVAL;
+    memset(o, 0, sizeof *o);
+    o->handshake_timeout_ms = 10000;
+    o->idle_timeout_ms = 30000;
+    o->pong_timeout_ms = 10000;
+    o->close_timeout_ms = 5000;
+    o->max_request_head = WISP_HTTP_DEFAULT_MAX_HEAD_BYTES;
+    o->max_held_buffers = 16;
+    o->backlog = 1024;
+    o->tcp_nodelay = true;
+    return 0;
+}
+
+int wisp_server_new(struct wisp_runtime *rt, const struct wisp_server_opts *opts,
+                    struct wisp_server **out)
+{
+    if (!rt || !out)
+        return -EINVAL;
+    struct wisp_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->rt = rt;
+    if (opts)
+        s->opts = *opts;
+    else
+        wisp_server_opts_init(&s->opts);
+    if (!s->opts.max_request_head || s->opts.max_request_head > 1024 * 1024)
+        s->opts.max_request_head = WISP_HTTP_DEFAULT_MAX_HEAD_BYTES;
+    if (!s->opts.max_held_buffers)
+        s->opts.max_held_buffers = 16;
+    if (!s->opts.close_timeout_ms)
+        s->opts.close_timeout_ms = 5000;
+    if (!s->opts.handshake_timeout_ms)
+        s->opts.handshake_timeout_ms = 10000;
+    if (!s->opts.pong_timeout_ms)
+        s->opts.pong_timeout_ms = 10000;
+    if (s->opts.backlog <= 0)
+        s->opts.backlog = 1024;
+    s->max_conns = s->opts.max_connections;
+    if (!s->max_conns) {
+        struct rlimit rl;
+        rlim_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+        s->max_conns = lim > 64 + 1 ? (uint32_t)(lim > UINT32_MAX ? UINT32_MAX : lim) - 64 : 1;
+    }
+    wispi_conn_def_init(&s->conn_def, 0);
+    *out = s;
+    return 0;
+}
+
+static bool route_ok(const struct wisp_route *r)
+{
+    if (!r->path || (!r->handler && !r->on_http))
+        return false;
+    if (strcmp(r->path, "*") != 0 && r->path[0] != '/')
+        return false;
+    if (r->send_low_watermark > r->send_high_watermark || r->send_high_watermark > r->send_cap)
+        return false;
+    if (!r->max_frame_size || !r->max_message_size || r->max_message_size >= (1ull << 32))
+        return false;
+    return r->overflow == WISP_OVERFLOW_CLOSE || r->overflow == WISP_OVERFLOW_DROP;
+}
+
+int wisp_server_route(struct wisp_server *s, const struct wisp_route *r)
+{
+    if (!s || !r || !route_ok(r) || atomic_load(&s->listening))
+        return -EINVAL;
+    for (size_t i = 0; i < s->nroutes; i++)
+        if (strcmp(s->routes[i].path, r->path) == 0)
+            return -EEXIST;
+    struct wispi_route *v = realloc(s->routes, (s->nroutes + 1) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    s->routes = v;
+    struct wispi_route *nr = &v[s->nroutes];
+    nr->path = strdup(r->path);
+    if (!nr->path)
+        return -ENOMEM;
+    nr->r = *r;
+    nr->r.path = nr->path;
+    wisp_ws_config_init(&nr->cfg, WISP_WS_SERVER);
+    nr->cfg.max_frame_size = r->max_frame_size;
+    nr->cfg.max_message_size = r->max_message_size;
+    nr->cfg.fragment_size = r->fragment_size;
+    if (r->handler && r->handler->on_frame)
+        nr->cfg.flags |= WISP_WS_STREAM;
+    s->nroutes++;
+    if (r->handler && r->handler->state_size > s->max_state)
+        s->max_state = r->handler->state_size;
+    return 0;
+}
+
+const struct wispi_route *wispi_route_find(const struct wisp_server *s, const char *path,
+                                           size_t len)
+{
+    const struct wispi_route *fallback = NULL;
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const char *p = s->routes[i].path;
+        if (p[0] == '*')
+            fallback = &s->routes[i];
+        else if (strlen(p) == len && memcmp(p, path, len) == 0)
+            return &s->routes[i];
+    }
+    return fallback;
+}
+
+/* Freeze the routes (the route table is read by every worker from now on). */
+static void freeze(struct wisp_server *s)
+{
+    if (atomic_load(&s->listening))
+        return;
+    wispi_conn_def_init(&s->conn_def, (s->max_state + 15) & ~(size_t)15);
+    /* seq_cst: orders the route table and definition before any listener can spawn a
+     * connection that reads them (the spawn itself also publishes through the run queue). */
+    atomic_store(&s->listening, true);
+}
+
+static int bind_one(struct wisp_server *s, const struct addrinfo *ai, uint16_t *bound)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ai->ai_family == AF_INET6) {
+        int zero = 0; /* let [::] take IPv4 too where the system allows it */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    }
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, s->opts.backlog) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (bound && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+int wisp_server_listen(struct wisp_server *s, const char *host, uint16_t port, uint16_t *bound)
+{
+    if (!s || !host)
+        return -EINVAL;
+    if (!s->nroutes) {
+        wispi_set_error("the server has no route: add one with wisp_server_route() first");
+        return -EINVAL;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
+    int gai = getaddrinfo(*host ? host : NULL, portstr, &hints, &res);
+    if (gai != 0) {
+        wispi_set_error("cannot resolve listen address '%s': %s", host, gai_strerror(gai));
+        return -ENOENT;
+    }
+    int fd = bind_one(s, res, bound);
+    freeaddrinfo(res);
+    if (fd < 0) {
+        wispi_set_error("cannot listen on %s port %u: %s", host, (unsigned)port, strerror(-fd));
+        return fd;
+    }
+    freeze(s);
+    int rc = wispi_listener_spawn(s, fd);
+    if (rc < 0) {
+        close(fd);
+        wispi_set_error("cannot start a listener on %s port %u: %s", host, (unsigned)port,
+                        rc == WISP_ECLOSED ? "the runtime is stopping" : strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+size_t wisp_server_connections(const struct wisp_server *s)
+{
+    /* relaxed: a snapshot for display */
+    return s ? atomic_load_explicit(&((struct wisp_server *)(uintptr_t)s)->conns,
+                                    memory_order_relaxed)
+             : 0;
+}
+
+void wisp_server_free(struct wisp_server *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nroutes; i++)
+        free(s->routes[i].path);
+    free(s->routes);
+    free(s);
+}
+
+/* ---- reaching a connection from other actors ---------------------------------------------- */
+
+static int send_to(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr conn,
+                   enum wisp_ws_opcode op, const void *data, size_t len)
+{
+    if (!rt || (!data && len) || (op != WISP_WS_OP_TEXT && op != WISP_WS_OP_BINARY))
+        return -EINVAL;
+    return wispi_send_internal(rt, sender, conn,
+                               op == WISP_WS_OP_TEXT ? WISPI_MSG_SEND_TEXT : WISPI_MSG_SEND_BINARY,
+                               data, len);
+}
+
+int wisp_conn_send_to(struct wisp_ctx *ctx, wisp_addr conn, enum wisp_ws_opcode op,
+                      const void *data, size_t len)
+{
+    if (!ctx)
+        return -EINVAL;
+    return send_to(ctx->actor->rt, ctx->actor, conn, op, data, len);
+}
+
+int wisp_rt_conn_send_to(struct wisp_runtime *rt, wisp_addr conn, enum wisp_ws_opcode op,
+                         const void *data, size_t len)
+{
+    return send_to(rt, NULL, conn, op, data, len);
+}
+
+static int close_to(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr conn,
+                    uint16_t code, const char *reason)
+{
+    size_t len = reason ? strlen(reason) : 0;
+    if (!rt || !wisp_close_code_is_valid(code) || len > WISP_WS_MAX_CONTROL - 2 ||
+        (len && !wisp_utf8_valid(reason, len)))
+        return -EINVAL;
+    unsigned char buf[sizeof(uint16_t) + WISP_WS_MAX_CONTROL];
+    memcpy(buf, &code, sizeof code);
+    if (len)
+        memcpy(buf + sizeof code, reason, len);
+    return wispi_send_internal(rt, sender, conn, WISPI_MSG_CLOSE, buf, sizeof code + len);
+}
+
+int wisp_conn_close_to(struct wisp_ctx *ctx, wisp_addr conn, uint16_t code, const char *reason)
+{
+    if (!ctx)
+        return -EINVAL;
+    return close_to(ctx->actor->rt, ctx->actor, conn, code, reason);
+}
+
+int wisp_rt_conn_close_to(struct wisp_runtime *rt, wisp_addr conn, uint16_t code,
+                          const char *reason)
+{
+    return close_to(rt, NULL, conn, code, reason);
+}

@@ -1,0 +1,45 @@
+/* What the server, its listeners and its connections share (internal). */
+#ifndef WISP_RUNTIME_SERVER_INTERNAL_H
+#define WISP_RUNTIME_SERVER_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include <wisp/server.h>
+
+#include "net.h"
+
+struct wispi_route {
+    char *path;               /* owned copy of r.path */
+    struct wisp_route r;      /* the application's settings, r.path pointing at `path` */
+    struct wisp_ws_config cfg; /* the engine settings derived from them */
+};
+
+struct wisp_server {
+    struct wisp_runtime *rt;
+    struct wisp_server_opts opts;
+    struct wispi_route *routes;
+    size_t nroutes;
+    const struct wispi_route *fallback; /* the "*" route, if any */
+    /* Connection actors: their state is a struct wisp_conn followed by the largest handler
+     * state of the server's routes (the route is known only once the request arrived). */
+    struct wisp_actor_def conn_def;
+    size_t max_state;
+    uint32_t max_conns;
+    /* Open connections, for the global limit: incremented by the listener's worker at
+     * accept, decremented by the connection's worker when it ends. */
+    _Atomic uint32_t conns;
+    _Atomic bool listening; /* routes are frozen */
+    _Atomic unsigned listeners;
+};
+
+/* The route serving path (len bytes), or NULL. */
+const struct wispi_route *wispi_route_find(const struct wisp_server *s, const char *path,
+                                           size_t len);
+/* Start a listener actor for a bound, listening fd (which it then owns). */
+int wispi_listener_spawn(struct wisp_server *s, int fd);
+/* The spawn argument of a connection actor for fd (written to out); returns its length. */
+int wispi_conn_arg(struct wisp_server *srv, int fd, void *out, size_t cap);
+/* Fill a connection actor definition for handler states of up to state_size bytes. */
+void wispi_conn_def_init(struct wisp_actor_def *def, size_t state_size);
+
+#endif
