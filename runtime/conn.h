@@ -1,0 +1,109 @@
+/* The connection actor: one per accepted socket, pinned to the worker whose ring does its I/O.
+ *
+ * It reads the request head, routes it, answers plain HTTP or upgrades, then runs the
+ * WebSocket engine over the received buffers where the kernel put them and calls the route's
+ * handler. Outgoing frames are queued (conn_tx.c) and written by the worker after the turn.
+ *
+ * Life of a connection (phase):
+ *   HANDSHAKE  reading the request head (handshake deadline)
+ *   HTTP       a plain answer or a refusal is queued; close once written
+ *   OPEN       WebSocket traffic
+ *   CLOSING    we sent close and wait for the peer's (close deadline)
+ *   DRAIN      on_closed ran; the last bytes (a close frame) are being written
+ *   DONE       the socket is closing and the actor stops
+ *
+ * Files: conn.c (the actor, its I/O, deadlines), conn_recv.c (request head, upgrade, frames
+ * in), conn_send.c (frames out, the public calls), conn_close.c (every way it ends).
+ */
+#ifndef WISP_RUNTIME_CONN_H
+#define WISP_RUNTIME_CONN_H
+
+#include "conn_tx.h"
+#include "server_internal.h"
+
+enum phase { PH_HANDSHAKE, PH_HTTP, PH_OPEN, PH_CLOSING, PH_DRAIN, PH_DONE };
+
+struct wisp_conn {
+    struct wispi_sock sock;
+    struct wisp_server *srv;
+    const struct wispi_route *route; /* known once the request head arrived */
+    struct wisp_ctx *ctx;            /* during the actor's turn */
+    struct wispi_net *net;
+    struct wisp_ws ws;
+    struct wispi_rxq rxq;
+    struct wispi_txq txq;
+    char *head;          /* the request head being collected (handshake only) */
+    uint32_t head_len;
+    char *path;          /* NUL-terminated request path, once upgraded */
+    char *protocol;      /* chosen subprotocol or NULL */
+    struct wisp_http_header *extra; /* response headers added in on_upgrade */
+    uint32_t nextra;
+    const struct wisp_ws_upgrade *up; /* during on_upgrade only */
+    uint8_t *msg;        /* on_frame mode: the message being reassembled */
+    size_t msg_len, msg_cap;
+    char *close_reason;  /* storage behind info.reason */
+    struct wisp_close_info info;
+    uint64_t deadline_ms; /* handshake, close or drain deadline; 0: none */
+    uint64_t last_rx_ms;
+    uint64_t ping_ms;     /* when our keep-alive ping went out; 0: none outstanding */
+    struct sockaddr_in6 peer; /* large enough for IPv4 and IPv6 */
+    socklen_t peer_len;
+    uint8_t phase;
+    bool opened;          /* on_open ran: on_closed is owed */
+    bool recv_armed;
+    bool recv_parked;     /* the ring had no buffer: re-arm when some come back */
+    bool paused_held;     /* holding too many buffers: reading stopped */
+    bool paused_mbox;     /* mailbox over its limit: reading stopped */
+    bool recv_cancelled;  /* a cancel of the recv is on its way */
+    bool eof;
+    bool tick_due;        /* the sweep saw a deadline pass */
+    bool throttled;
+    bool cb_throttled, cb_unthrottled; /* callbacks owed */
+    int io_error;
+    _Alignas(16) unsigned char state[];
+};
+
+static inline struct wisp_conn *of_sock(struct wispi_sock *s)
+{
+    return (struct wisp_conn *)(void *)s; /* sock is the first member */
+}
+
+static inline const struct wisp_handler *handler_of(const struct wisp_conn *c)
+{
+    return c->route ? c->route->r.handler : NULL;
+}
+
+static inline uint64_t now_ms(const struct wisp_conn *c)
+{
+    return c->net->w->now_ms;
+}
+
+/* conn_close.c: queueing raw bytes, refusing, and every way a connection ends. */
+int wispi_conn_queue_bytes(struct wisp_conn *c, const void *p, size_t n);
+void wispi_conn_answer_and_close(struct wisp_conn *c, const char *p, size_t n);
+void wispi_conn_reject(struct wisp_conn *c, int status);
+void wispi_conn_owed_callbacks(struct wisp_conn *c);
+void wispi_conn_record(struct wisp_conn *c, uint16_t code, const char *reason, size_t len,
+                       enum wisp_close_by by, enum wisp_close_why why);
+void wispi_conn_stop_reading(struct wisp_conn *c);
+void wispi_conn_close_now(struct wisp_conn *c);
+void wispi_conn_finish(struct wisp_conn *c, bool drain);
+int wispi_conn_queue_close(struct wisp_conn *c, uint16_t code, const char *reason, size_t len,
+                           bool urgent);
+void wispi_conn_library_close(struct wisp_conn *c, uint16_t code, enum wisp_close_why why,
+                              const char *reason);
+void wispi_conn_abort_conn(struct wisp_conn *c, enum wisp_close_why why, int err);
+
+/* conn_send.c: frames out. */
+int wispi_conn_send_message(struct wisp_conn *c, enum wisp_ws_opcode op, const void *data,
+                            size_t len);
+int wispi_conn_send_control(struct wisp_conn *c, enum wisp_ws_opcode op, const void *data,
+                            size_t len);
+int wispi_conn_local_close(struct wisp_conn *c, uint16_t code, const char *reason, size_t len);
+void wispi_conn_free_extra(struct wisp_conn *c);
+
+/* conn_recv.c: the request head and the frames in. */
+void wispi_conn_feed_head(struct wisp_conn *c, uint8_t *p, size_t len);
+void wispi_conn_feed_ws(struct wisp_conn *c, uint8_t *p, size_t len);
+
+#endif
