@@ -22,8 +22,8 @@
 static int setup_buffers(struct wispi_net *net)
 {
     const struct wisp_runtime_opts *o = &net->w->rt->opts;
-    uint32_t n = o->recv_buffers ? o->recv_buffers : 2048;
-    uint32_t size = o->recv_buffer_size ? o->recv_buffer_size : 8192;
+    uint32_t n = o->recv_buffers ? o->recv_buffers : 512;
+    uint32_t size = o->recv_buffer_size ? o->recv_buffer_size : 16384;
     if (n & (n - 1) || n > 32768 || size < 256) {
         wispi_set_error("recv_buffers must be a power of two up to 32768 and recv_buffer_size "
                         "at least 256 (got %u and %u)", n, size);

@@ -60,8 +60,8 @@ int wisp_runtime_opts_init(struct wisp_runtime_opts *o)
     o->mailbox_limit = 10000;
     o->shutdown_deadline_ms = 5000;
     o->ring_entries = 256;
-    o->recv_buffers = 2048;
-    o->recv_buffer_size = 8192;
+    o->recv_buffers = 512;
+    o->recv_buffer_size = 16384;
     return 0;
 }
 

@@ -47,8 +47,9 @@ struct wisp_runtime_opts {
     /** Submission queue entries per worker ring (default 256); the completion queue gets 16x. */
     uint32_t ring_entries;
     /** Receive buffers per worker, shared by that worker's sockets (a power of two, at most
-     *  32768; default 2048), and the size of each (default 8192 bytes). Memory is touched only
-     *  as traffic needs it. */
+     *  32768; default 512), and the size of each (default 16384 bytes). Pages are touched only
+     *  as data lands in them: small messages touch one page per buffer (2 MiB per worker with
+     *  the defaults); a socket that finds none free waits until some come back. */
     uint32_t recv_buffers;
     uint32_t recv_buffer_size;
 };
