@@ -115,8 +115,8 @@ static void on_event(struct wisp_conn *c, const struct wisp_ws_event *ev)
         if (c->phase == PH_OPEN) {
             wispi_conn_record(c, ev->close_code, (const char *)ev->data, ev->len, WISP_CLOSED_BY_PEER,
                    WISP_WHY_NORMAL);
-            /* Echo the peer's code (1005 echoes as an empty close). */
-            wispi_conn_queue_close(c, ev->close_code, NULL, 0, false);
+            /* Echo the peer's code and reason (1005 echoes as an empty close). */
+            wispi_conn_queue_close(c, ev->close_code, c->info.reason, c->info.reason_len, false);
         }
         c->info.clean = true;
         wispi_conn_finish(c, true);

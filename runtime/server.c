@@ -52,7 +52,7 @@ int wisp_route_init(struct wisp_route *r, const char *path, const struct wisp_ha
     r->fragment_size = 64 * 1024;
     r->send_high_watermark = 1024 * 1024;
     r->send_low_watermark = 256 * 1024;
-    r->send_cap = 16 * 1024 * 1024;
+    r->send_cap = 32 * 1024 * 1024; /* room to echo a largest message with another queued */
     r->overflow = WISP_OVERFLOW_CLOSE;
     return 0;
 }

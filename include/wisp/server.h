@@ -153,7 +153,7 @@ struct wisp_handler {
     void (*on_pong)(struct wisp_conn *c, void *state, const uint8_t *data, size_t len);
     /** The connection is over; called exactly once for every connection that was opened, and
      *  the last callback it gets. The peer's close frame was already answered with the same
-     *  code. After it returns the state is freed and the actor stops. */
+     *  code and reason. After it returns the state is freed and the actor stops. */
     void (*on_closed)(struct wisp_conn *c, void *state, const struct wisp_close_info *info);
     /** Buffered outgoing bytes rose to the route's high watermark (once per crossing). */
     void (*on_throttled)(struct wisp_conn *c, void *state, size_t buffered);
@@ -225,8 +225,9 @@ struct wisp_route {
     /** Outgoing messages longer than this are sent as fragments of this size, so pings and
      *  pongs can pass between them. Default 64 KiB; 0 never splits. */
     size_t fragment_size;
-    /** Outgoing buffered bytes: on_throttled at high, on_unthrottled at low, and the hard cap
-     *  that is never exceeded. Defaults 1 MiB, 256 KiB, 16 MiB. */
+    /** Outgoing buffered bytes (frame headers included): on_throttled at high, on_unthrottled
+     *  at low, and the hard cap that is never exceeded. Defaults 1 MiB, 256 KiB, 32 MiB (twice
+     *  the default message limit, so a largest message can be echoed). */
     size_t send_high_watermark;
     size_t send_low_watermark;
     size_t send_cap;
