@@ -140,9 +140,7 @@ int wispi_txq_ctrl(struct wispi_txq *q, const uint8_t *frame, size_t n)
     return 0;
 }
 
-/* Move the waiting control frames into the data queue at the first frame boundary at or
- * after the write position. Called only while nothing is in flight. */
-static void place_control(struct wispi_txq *q)
+void wispi_txq_place_control(struct wispi_txq *q)
 {
     if (!q->ctrl_head)
         return;
@@ -171,7 +169,7 @@ void wispi_txq_start(struct wispi_net *net, struct wispi_sock *sock, struct wisp
 {
     if (q->sending)
         return;
-    place_control(q);
+    wispi_txq_place_control(q);
     if (!q->head)
         return;
     uint32_t n = 0;
@@ -279,4 +277,15 @@ void wispi_txq_free(struct wispi_net *net, struct wispi_txq *q)
     free_list(net, q->head);
     free_list(net, q->ctrl_head);
     memset(q, 0, sizeof *q);
+}
+
+size_t wispi_txq_peek(const struct wispi_txq *q, size_t i, const uint8_t **p)
+{
+    const struct wispi_txseg *s = q->head;
+    while (s && i--)
+        s = s->next;
+    if (!s)
+        return 0;
+    *p = s->base + s->sent;
+    return s->len - s->sent;
 }

@@ -38,6 +38,12 @@ void wispi_txq_drop_unsent(struct wispi_net *net, struct wispi_txq *q);
 void wispi_txq_free(struct wispi_net *net, struct wispi_txq *q);
 /* If nothing is in flight and something is queued, prepare one send for s. */
 void wispi_txq_start(struct wispi_net *net, struct wispi_sock *s, struct wispi_txq *q);
+/* Move the waiting control frames into the data queue at the first frame boundary at or
+ * after the write position (wispi_txq_start does this; exposed for tests). Only while
+ * nothing is in flight. */
+void wispi_txq_place_control(struct wispi_txq *q);
+/* Tests: the unsent bytes of the i-th data segment (0 if there is none). */
+size_t wispi_txq_peek(const struct wispi_txq *q, size_t i, const uint8_t **p);
 /* The send in flight completed with res bytes written (res > 0). */
 void wispi_txq_sent(struct wispi_net *net, struct wispi_txq *q, size_t res);
 
