@@ -20,7 +20,8 @@ int wispi_conn_queue_bytes(struct wisp_conn *c, const void *p, size_t n)
 void wispi_conn_answer_and_close(struct wisp_conn *c, const char *p, size_t n)
 {
     if (n)
-        wispi_conn_queue_bytes(c, p, n); /* if that fails, nothing is queued and the socket just closes */
+        wispi_conn_queue_bytes(c, p, n); /* on failure nothing is queued: the socket just closes */
+    wispi_sock_dirty(c->net, &c->sock);
     c->phase = PH_HTTP;
     c->deadline_ms = now_ms(c) + c->srv->opts.close_timeout_ms;
     free(c->head);
@@ -42,15 +43,19 @@ void wispi_conn_reject(struct wisp_conn *c, int status)
 void wispi_conn_owed_callbacks(struct wisp_conn *c)
 {
     const struct wisp_handler *h = handler_of(c);
-    if (c->cb_throttled) {
-        c->cb_throttled = false;
-        if (h && h->on_throttled && c->phase == PH_OPEN)
-            h->on_throttled(c, c->state, c->txq.buffered);
-    }
-    if (c->cb_unthrottled) {
-        c->cb_unthrottled = false;
-        if (h && h->on_unthrottled && c->phase == PH_OPEN)
-            h->on_unthrottled(c, c->state, c->txq.buffered);
+    /* A callback may send (and cross the high watermark again): loop until nothing is owed,
+     * in the order the crossings happened. */
+    while (c->cb_throttled || c->cb_unthrottled) {
+        if (c->cb_throttled) {
+            c->cb_throttled = false;
+            if (h && h->on_throttled && c->phase == PH_OPEN)
+                h->on_throttled(c, c->state, c->txq.buffered);
+        }
+        if (c->cb_unthrottled) {
+            c->cb_unthrottled = false;
+            if (h && h->on_unthrottled && c->phase == PH_OPEN)
+                h->on_unthrottled(c, c->state, c->txq.buffered);
+        }
     }
 }
 

@@ -134,6 +134,8 @@ static int check_uring(const struct wisp_runtime_opts *o)
     return 0;
 }
 
+static void install_signals(struct wisp_runtime *rt);
+
 int wisp_runtime_new(const struct wisp_runtime_opts *opts, struct wisp_runtime **out)
 {
     if (!out)
@@ -187,6 +189,10 @@ int wisp_runtime_new(const struct wisp_runtime_opts *opts, struct wisp_runtime *
         }
     }
     *out = rt;
+    /* Now, not in wisp_runtime_run(): a signal between here and run must stop gracefully
+     * rather than kill the process. */
+    if (rt->opts.handle_signals)
+        install_signals(rt);
     return 0;
 }
 
@@ -392,8 +398,6 @@ int wisp_runtime_run(struct wisp_runtime *rt)
 {
     if (!rt)
         return -EINVAL;
-    if (rt->opts.handle_signals)
-        install_signals(rt);
     if (rt->opts.deterministic)
         return wispi_worker_run_deterministic(&rt->workers[0]);
     if (!atomic_load(&rt->started)) {

@@ -2,8 +2,8 @@
 # The whole test suite, exactly as CI runs it (.ci/run calls this script):
 #   1. gcc build with -Werror, every test
 #   2. clang build with -Werror under ASan+UBSan, every test again
-#   3. clang build under TSan, the runtime's tests again (a data race is a bug even if no
-#      test fails)
+#   3. clang build under TSan, the runtime's and the server's tests again (a data race is a
+#      bug even if no test fails)
 #   4. each libFuzzer target for FUZZ_SECONDS (default 60) on its seed corpus
 # It ends with one line "N passed, N failed" and exits non-zero if anything failed.
 set -uo pipefail
@@ -60,9 +60,9 @@ else
   failed=$((failed + 1)); failures+=("clang ASan+UBSan build failed")
 fi
 
-echo "== clang, -Werror, TSan, runtime suite"
+echo "== clang, -Werror, TSan, runtime and integration suites"
 if CC=clang build build-ci-tsan -Dsanitizers=thread -Db_lundef=false; then
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run_suite build-ci-tsan tsan --suite runtime
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run_suite build-ci-tsan tsan --suite runtime --suite integration
 else
   failed=$((failed + 1)); failures+=("clang TSan build failed")
 fi

@@ -37,7 +37,8 @@ struct wisp_runtime_opts {
     /** How long a graceful stop waits for actors to finish (terminate with reason SHUTDOWN)
      *  before the rest are stopped with reason KILLED. Default 5000 ms. */
     uint32_t shutdown_deadline_ms;
-    /** Install SIGINT and SIGTERM handlers that call wisp_runtime_stop(). Default false. */
+    /** Install SIGINT and SIGTERM handlers that call wisp_runtime_stop(), from
+     *  wisp_runtime_new() on (so a signal during setup stops gracefully too). Default false. */
     bool handle_signals;
     /** Testing mode: everything runs on the thread that calls wisp_runtime_run(), in an order
      *  drawn from `seed`, on a virtual clock that jumps to the next timer when nothing is

@@ -96,7 +96,7 @@ enum wisp_ws_fault {
     WISP_WS_FAULT_EXPECTED_CONTINUATION,   /**< 1002: new data message inside a fragmented one */
     WISP_WS_FAULT_CLOSE_PAYLOAD,        /**< 1002: close payload of exactly one byte */
     WISP_WS_FAULT_CLOSE_CODE,           /**< 1002: close code that may not be on the wire */
-    WISP_WS_FAULT_CLOSE_REASON,         /**< 1002: close reason that is not UTF-8 */
+    WISP_WS_FAULT_CLOSE_REASON,         /**< 1007: close reason that is not UTF-8 */
     WISP_WS_FAULT_FRAME_TOO_BIG,        /**< 1009: frame header announces more than the cap */
     WISP_WS_FAULT_MESSAGE_TOO_BIG,      /**< 1009: message would exceed the message cap */
     WISP_WS_FAULT_BAD_UTF8,             /**< 1007: text message that is not UTF-8 */
