@@ -41,6 +41,7 @@ struct wisp_conn {
     const struct wisp_ws_upgrade *up; /* during on_upgrade only */
     uint8_t *msg;        /* on_frame mode: the message being reassembled */
     size_t msg_len, msg_cap;
+    bool msg_passed;     /* some piece of it passed on_frame */
     char *close_reason;  /* storage behind info.reason */
     struct wisp_close_info info;
     uint64_t deadline_ms; /* handshake, close or drain deadline; 0: none */

@@ -40,14 +40,16 @@ static void piece(struct wisp_conn *c, const struct wisp_ws_event *ev)
         memcpy(c->msg + c->msg_len, f.data, f.len);
         c->msg_len += f.len;
     }
+    c->msg_passed |= pass;
     if (!ev->last)
         return;
-    if (ev->first && pass) {
+    if (ev->first && pass)
         deliver(c, ev->opcode, f.data, f.len); /* arrived whole: no copy */
-    } else {
+    else if (!ev->first && c->msg_passed)
         deliver(c, ev->opcode, c->msg, c->msg_len);
-    }
+    /* else every piece was dropped: so is the message */
     c->msg_len = 0;
+    c->msg_passed = false;
     if (c->msg_cap > 65536) {
         free(c->msg);
         c->msg = NULL;

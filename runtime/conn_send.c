@@ -160,6 +160,8 @@ int wisp_conn_send_ref(struct wisp_conn *c, enum wisp_ws_opcode op, const void *
         }
         off += piece;
     } while (off < len);
+    if (!len && release)
+        release((void *)(uintptr_t)data, len, arg); /* nothing refers to it: done already */
     return after_queued(c);
 partial:
     if (release)

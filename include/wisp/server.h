@@ -175,7 +175,8 @@ struct wisp_handler {
     /** Low level: every incoming data piece (a frame, or the part of one that arrived), ping
      *  and pong before reassembly and before the callbacks above; return WISP_FRAME_PASS or
      *  WISP_FRAME_DROP. Close frames are shown but cannot be dropped. With this hook set the
-     *  connection reassembles messages itself from what passed (same size limits); altering
+     *  connection reassembles messages itself from what passed (same size limits; a message
+     *  whose every piece was dropped is not delivered, and a dropped ping gets no pong); altering
      *  a text message's bytes is the hook's responsibility (they are not re-validated). */
     int (*on_frame)(struct wisp_conn *c, void *state, struct wisp_frame *f);
     /** Low level: every outgoing text, binary, ping and pong frame the handler or another

@@ -15,7 +15,11 @@
  *            "blast N SIZE" sends all N ignoring pressure (drops counted, no "done")
  *   /chat    one room actor: members get every other member's text messages; a member gets
  *            "*joined" once the room has registered it
- *   /stats   HTTP only: JSON counters
+ *   /hooks   on_frame drops text starting "drop" and replaces text starting "alter" with
+ *            "altered"; on_send_frame drops outgoing text starting "secret"; echoes the rest
+ *   /ref     on text "ref N" sends N bytes of a fixed pattern with wisp_conn_send_ref (no
+ *            copy); /stats counts the releases
+ *   /stats   HTTP only: JSON counters (also "port6": the [::1] listener's port, or 0)
  *   /health  HTTP only: 200 "ok"
  *
  * Options: --port N (0: a free port), --workers N, --max-msg BYTES (frame and message limit of
@@ -54,6 +58,7 @@ static struct {
     atomic_uint_fast64_t unthrottled;    /* relaxed: independent statistic */
     atomic_uint_fast64_t dropped;        /* relaxed: independent statistic */
     atomic_uint_fast64_t shutdown_calls; /* relaxed: independent statistic */
+    atomic_uint_fast64_t released;       /* relaxed: independent statistic */
     /* relaxed: a monotonic maximum kept with a CAS loop; the CAS makes it exact whatever the
      * order, and nothing else is read with it */
     atomic_uint_fast64_t max_buffered;
@@ -326,6 +331,80 @@ static const struct wisp_handler flood_handler = {
     .on_unthrottled = flood_unthrottled,
 };
 
+/* ---- /hooks and /ref ------------------------------------------------------------------------ */
+
+static uint8_t g_altered[] = "altered";
+
+static bool starts(const uint8_t *p, size_t n, const char *prefix)
+{
+    size_t k = strlen(prefix);
+    return n >= k && memcmp(p, prefix, k) == 0;
+}
+
+static int hooks_frame(struct wisp_conn *c, void *st, struct wisp_frame *f)
+{
+    if (f->opcode != WISP_WS_OP_TEXT || !f->first)
+        return WISP_FRAME_PASS;
+    if (starts(f->data, f->len, "drop"))
+        return WISP_FRAME_DROP;
+    if (starts(f->data, f->len, "alter")) {
+        f->data = g_altered;
+        f->len = sizeof g_altered - 1;
+    }
+    return WISP_FRAME_PASS;
+}
+
+static int hooks_send_frame(struct wisp_conn *c, void *st, struct wisp_frame *f)
+{
+    return f->opcode == WISP_WS_OP_TEXT && starts(f->data, f->len, "secret") ? WISP_FRAME_DROP
+                                                                           : WISP_FRAME_PASS;
+}
+
+static void hooks_text(struct wisp_conn *c, void *st, const char *p, size_t n)
+{
+    wisp_conn_send_text(c, p, n);
+}
+
+static const struct wisp_handler hooks_handler = {
+    .on_open = common_open,
+    .on_text = hooks_text,
+    .on_closed = common_closed,
+    .on_shutdown = common_shutdown,
+    .on_frame = hooks_frame,
+    .on_send_frame = hooks_send_frame,
+};
+
+#define REF_MAX (4u << 20)
+/* Filled by main() before the workers start; read-only afterwards. */
+static uint8_t g_ref_buf[REF_MAX];
+
+static void ref_released(void *data, size_t len, void *arg)
+{
+    count(&g_stats.released);
+}
+
+static void ref_text(struct wisp_conn *c, void *st, const char *p, size_t n)
+{
+    char cmd[32];
+    unsigned long len;
+    if (n >= sizeof cmd)
+        return;
+    memcpy(cmd, p, n);
+    cmd[n] = '\0';
+    if (sscanf(cmd, "ref %lu", &len) != 1 || len > REF_MAX)
+        return;
+    int rc = wisp_conn_send_ref(c, WISP_WS_OP_BINARY, g_ref_buf, len, ref_released, NULL);
+    if (rc < 0)
+        fprintf(stderr, "wisp-test-server: send_ref: %s\n", wisp_strerror(rc));
+}
+
+static const struct wisp_handler ref_handler = {
+    .on_open = common_open,
+    .on_text = ref_text,
+    .on_closed = common_closed,
+    .on_shutdown = common_shutdown,
+};
+
 /* ---- /chat --------------------------------------------------------------------------------- */
 
 enum { ROOM_JOIN = 1, ROOM_LEAVE, ROOM_SAY };
@@ -483,6 +562,9 @@ static void release_free(void *data, size_t len, void *arg)
     free(data);
 }
 
+/* Written by main() before the runtime runs; read-only afterwards. */
+static uint16_t g_port6;
+
 static int stats_http(void *data, const struct wisp_http_request *req, const struct sockaddr *peer,
                       struct wisp_http_reply *reply)
 {
@@ -490,10 +572,10 @@ static int stats_http(void *data, const struct wisp_http_request *req, const str
     jprintf(&b,
             "{\"opened\": %" PRIu64 ", \"closed\": %" PRIu64 ", \"throttled\": %" PRIu64
             ", \"unthrottled\": %" PRIu64 ", \"dropped\": %" PRIu64 ", \"max_buffered\": %" PRIu64
-            ", \"shutdown_calls\": %" PRIu64,
+            ", \"shutdown_calls\": %" PRIu64 ", \"released\": %" PRIu64 ", \"port6\": %u",
             get(&g_stats.opened), get(&g_stats.closed), get(&g_stats.throttled),
             get(&g_stats.unthrottled), get(&g_stats.dropped), get(&g_stats.max_buffered),
-            get(&g_stats.shutdown_calls));
+            get(&g_stats.shutdown_calls), get(&g_stats.released), (unsigned)g_port6);
     /* by why: keyed by wisp_close_why_str(), and by the enum's number (closed_why_ids) */
     jprintf(&b, ", \"closed_by_why\": {");
     const char *sep = "";
@@ -680,6 +762,8 @@ int main(int argc, char **argv)
     g_slow_ms = (unsigned)o.slow_ms;
     for (size_t i = 0; i < sizeof g_flood_buf; i++)
         g_flood_buf[i] = (uint8_t)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof g_ref_buf; i++)
+        g_ref_buf[i] = (uint8_t)(i * 13 + 5);
 
     struct wisp_runtime_opts ro;
     wisp_runtime_opts_init(&ro);
@@ -766,6 +850,17 @@ int main(int argc, char **argv)
     if (add_route(srv, &r) < 0)
         goto fail;
 
+    wisp_route_init(&r, "/hooks", &hooks_handler);
+    set_limits(&r, &o);
+    if (add_route(srv, &r) < 0)
+        goto fail;
+
+    wisp_route_init(&r, "/ref", &ref_handler);
+    set_limits(&r, &o);
+    r.fragment_size = 256 * 1024; /* a large reference goes out in several frames */
+    if (add_route(srv, &r) < 0)
+        goto fail;
+
     wisp_route_init(&r, "/stats", NULL);
     r.on_http = stats_http;
     if (add_route(srv, &r) < 0)
@@ -782,6 +877,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "wisp-test-server: listen: %s\n", wisp_last_error());
         goto fail;
     }
+    /* A second listener on IPv6 loopback, where the system has it (its port is in /stats). */
+    if (wisp_server_listen(srv, "::1", 0, &g_port6) < 0)
+        g_port6 = 0;
     g_rt = rt;
     install_early_signals();
     printf("listening on 127.0.0.1:%u\n", (unsigned)port);

@@ -1,0 +1,85 @@
+"""The low-level frame hooks, zero-copy sends, and a second (IPv6) listener on the same runtime."""
+
+import asyncio
+import socket
+
+import websockets
+
+import wisptest
+from wisptest import OP_CONT, OP_TEXT, RawWS
+
+
+def ref_pattern(n):
+    return bytes((i * 13 + 5) & 0xFF for i in range(n))
+
+
+class HooksTest(wisptest.ServerTestCase):
+
+    def test_on_frame_drops_and_alters(self):
+        async def go():
+            async with wisptest.ws_connect(self.server, "/hooks") as ws:
+                await ws.send("drop this")      # never reaches on_text
+                await ws.send("alter me")       # reaches on_text as "altered"
+                await ws.send("plain")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "altered")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "plain")
+        wisptest.run(go(), 20)
+
+    def test_on_frame_sees_pieces_and_messages_are_reassembled(self):
+        c = RawWS(self.server.port, "/hooks")
+        try:
+            c.send_frame(OP_TEXT, b"abc", fin=False)
+            c.send_frame(OP_CONT, b"def", fin=False)
+            c.send_frame(OP_CONT, b"ghi", fin=True)
+            fin, op, payload = c.read_frame(5)
+            self.assertEqual((fin, op, payload), (True, OP_TEXT, b"abcdefghi"))
+        finally:
+            c.rst()
+
+    def test_on_send_frame_drops(self):
+        async def go():
+            async with wisptest.ws_connect(self.server, "/hooks") as ws:
+                await ws.send("secret: not echoed")
+                await ws.send("public")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "public")
+        wisptest.run(go(), 20)
+
+    def test_send_ref_without_copy_is_released_once(self):
+        before = self.stats()["released"]
+
+        async def go():
+            async with wisptest.ws_connect(self.server, "/ref") as ws:
+                for n in (0, 10, 300000, 4 << 20):
+                    await ws.send("ref %d" % n)
+                    got = await asyncio.wait_for(ws.recv(), 10)
+                    self.assertEqual(len(got), n)
+                    self.assertTrue(got == ref_pattern(n), "payload of %d bytes differs" % n)
+        wisptest.run(go(), 30)
+        wisptest.stats_wait(self.server, lambda s: s["released"] == before + 4, timeout=5,
+                            what="one release per zero-copy send")
+
+    def test_send_ref_released_when_the_peer_vanishes(self):
+        before = self.stats()["released"]
+        c = RawWS(self.server.port, "/ref", rcvbuf=4096)
+        c.send_frame(OP_TEXT, b"ref 4194304")
+        wisptest.stats_wait(self.server, lambda s: s["opened"] > s["closed"], timeout=5,
+                            what="the connection to be open")
+        c.rst()  # gone mid-send: the queued reference must still be released
+        wisptest.stats_wait(self.server, lambda s: s["released"] == before + 1, timeout=10,
+                            what="the reference released after the reset")
+
+    def test_second_listener_on_ipv6(self):
+        port6 = self.stats()["port6"]
+        if not port6:
+            self.skipTest("no IPv6 loopback here")
+
+        async def go():
+            async with websockets.connect("ws://[::1]:%d/echo" % port6, open_timeout=10,
+                                          ping_interval=None) as ws:
+                await ws.send("over ipv6")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "over ipv6")
+        wisptest.run(go(), 20)
+
+
+if __name__ == "__main__":
+    wisptest.main(budget=100)
