@@ -12,9 +12,11 @@
 struct conn_arg {
     struct wisp_server *srv;
     int fd;
+    struct wispi_client *client; /* a client connection (fd -1), or NULL */
 };
 
 static const struct wispi_sock_ops conn_ops;
+static void drop_early(struct wisp_conn *c);
 
 /* ---- the actor's side of I/O ------------------------------------------------------------------ */
 
@@ -46,9 +48,16 @@ static void deadlines(struct wisp_conn *c)
     c->tick_due = false;
     if (c->deadline_ms && now >= c->deadline_ms) {
         switch (c->phase) {
+        case PH_CONNECTING:
         case PH_HANDSHAKE:
+            if (c->client) {
+                wispi_client_fail(c, -ETIMEDOUT, "the connection did not open in time");
+                return;
+            }
+            wispi_conn_close_now(c); /* slowloris */
+            return;
         case PH_HTTP:
-            wispi_conn_close_now(c); /* slowloris, or a client that does not read our answer */
+            wispi_conn_close_now(c); /* a client that does not read our answer */
             return;
         case PH_CLOSING:
             wispi_conn_abort_conn(c, WISP_WHY_CLOSE_TIMEOUT, 0);
@@ -79,7 +88,9 @@ static void conn_io(struct wisp_ctx *ctx, struct wispi_sock *s)
     uint16_t bid;
     while ((bid = wispi_rxq_pop(c->net, &c->rxq, &len)) != WISPI_NO_BUF) {
         uint8_t *p = wispi_buf_addr(c->net, bid);
-        if (c->phase == PH_HANDSHAKE)
+        if (c->phase == PH_HANDSHAKE && c->client)
+            wispi_client_feed_head(c, p, len);
+        else if (c->phase == PH_HANDSHAKE)
             wispi_conn_feed_head(c, p, len);
         else if (c->phase == PH_OPEN || c->phase == PH_CLOSING)
             wispi_conn_feed_ws(c, p, len);
@@ -87,7 +98,14 @@ static void conn_io(struct wisp_ctx *ctx, struct wispi_sock *s)
     }
     if (c->paused_held && c->rxq.count < c->srv->opts.max_held_buffers / 2 + 1)
         c->paused_held = false;
-    if (c->io_error)
+    if (c->phase == PH_CONNECTING && c->connect_done) {
+        c->connect_done = false;
+        wispi_client_connected(c, c->connect_res);
+    }
+    if (c->client && c->phase < PH_OPEN && (c->io_error || c->eof))
+        wispi_client_fail(c, c->io_error ? c->io_error : -ECONNRESET,
+                          "the server closed the connection before the upgrade");
+    else if (c->io_error)
         wispi_conn_abort_conn(c, WISP_WHY_IO_ERROR, c->io_error);
     else if (c->eof && c->phase < PH_DRAIN && c->phase != PH_HTTP)
         wispi_conn_abort_conn(c, WISP_WHY_ABNORMAL, 0);
@@ -133,6 +151,10 @@ static void conn_cqe(struct wispi_net *net, struct wispi_sock *s, unsigned tag, 
                 c->io_error = res;
             wispi_sock_dirty(net, s); /* re-arm, if still wanted, at the flush */
         }
+        wispi_sock_notify(net, s);
+    } else if (tag == UD_NET_CONNECT) {
+        c->connect_res = res;
+        c->connect_done = true;
         wispi_sock_notify(net, s);
     } else if (tag == UD_NET_SEND) {
         if (res > 0) {
@@ -225,6 +247,13 @@ static void conn_teardown(struct wispi_sock *s)
     wispi_conn_free_extra(c);
     c->head = c->path = c->protocol = c->close_reason = NULL;
     c->msg = NULL;
+    drop_early(c);
+    /* A client's settings (c->srv, c->route) go with whichever of the socket and the actor
+     * ends last (see conn_terminate). */
+    if (c->client && !c->sock.actor) {
+        wispi_client_free(c->client);
+        c->client = NULL;
+    }
 }
 
 static const struct wispi_sock_ops conn_ops = {
@@ -252,13 +281,25 @@ static int conn_init(struct wisp_ctx *ctx, void *state, const void *arg, size_t 
     c->ctx = ctx;
     c->net = wispi_net_get(ctx->worker);
     if (!c->net || wispi_sock_register(c->net, &c->sock, a->fd, &conn_ops, ctx->actor) < 0) {
-        close(a->fd);
+        if (a->fd >= 0)
+            close(a->fd);
         /* relaxed: see release_counts */
         atomic_fetch_sub_explicit(&c->srv->conns, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&ctx->worker->conns, 1, memory_order_relaxed);
+        wispi_client_free(a->client);
         return -ENOMEM;
     }
     c->rxq.head = c->rxq.tail = WISPI_NO_BUF;
+    if (a->client) {
+        /* A client connection: resolve, connect, then the upgrade (conn_client.c). */
+        c->client = a->client;
+        c->route = wispi_client_route(a->client);
+        c->phase = PH_CONNECTING;
+        c->last_rx_ms = now_ms(c);
+        c->deadline_ms = c->last_rx_ms + c->srv->opts.handshake_timeout_ms;
+        wispi_client_start(c);
+        return 0;
+    }
     c->peer_len = sizeof c->peer;
     if (getpeername(a->fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0)
         c->peer_len = 0;
@@ -273,9 +314,46 @@ static int conn_init(struct wisp_ctx *ctx, void *state, const void *arg, size_t 
     return 0;
 }
 
+static void drop_notice(struct wisp_conn *c, wisp_addr to, size_t len)
+{
+    if (wisp_addr_is_none(to))
+        return;
+    struct wisp_ws_dropped d = {wisp_conn_addr(c), len};
+    wispi_send_internal(c->srv->rt, NULL, to, WISP_MSG_WS_DROPPED, &d, sizeof d);
+}
+
+/* Keep a message that came before the connection opened (within the send cap). */
+static bool stash_early(struct wisp_conn *c, const struct wisp_msg *msg)
+{
+    size_t cap = c->route ? c->route->r.send_cap : (size_t)1 << 20;
+    struct wispi_early *e = NULL;
+    if (c->early_bytes + msg->len <= cap)
+        e = malloc(sizeof *e + msg->len);
+    if (!e)
+        return false;
+    e->next = NULL;
+    e->type = msg->type;
+    e->from = msg->from;
+    e->len = msg->len;
+    if (msg->len)
+        memcpy(e->data, msg->data, msg->len);
+    if (c->early_tail)
+        c->early_tail->next = e;
+    else
+        c->early = e;
+    c->early_tail = e;
+    c->early_bytes += msg->len;
+    return true;
+}
+
 static void from_actor(struct wisp_conn *c, const struct wisp_msg *msg)
 {
     int rc;
+    if (c->phase < PH_OPEN && c->phase != PH_HTTP) {
+        if (!stash_early(c, msg) && msg->type != WISPI_MSG_CLOSE)
+            drop_notice(c, msg->from, msg->len);
+        return;
+    }
     if (msg->type == WISPI_MSG_CLOSE) {
         uint16_t code;
         memcpy(&code, msg->data, sizeof code);
@@ -285,16 +363,40 @@ static void from_actor(struct wisp_conn *c, const struct wisp_msg *msg)
         rc = wispi_conn_send_message(c, msg->type == WISPI_MSG_SEND_TEXT ? WISP_WS_OP_TEXT
                                                               : WISP_WS_OP_BINARY,
                           msg->data, msg->len);
-        if (rc < 0 && !wisp_addr_is_none(msg->from)) {
-            /* Nothing is dropped silently: the sender hears about it. */
-            struct wisp_ws_dropped d = {wisp_conn_addr(c), msg->len};
-            wispi_send_internal(c->srv->rt, c->sock.ref, msg->from, WISP_MSG_WS_DROPPED, &d,
-                                sizeof d);
-        }
+        if (rc < 0) /* nothing is dropped silently: the sender hears about it */
+            drop_notice(c, msg->from, msg->len);
     }
     const struct wisp_handler *h = handler_of(c);
     if (rc < 0 && rc != WISP_ECLOSED && h && h->on_error)
         h->on_error(c, c->state, rc, "a message from another actor could not be sent");
+}
+
+void wispi_conn_replay_early(struct wisp_conn *c)
+{
+    while (c->early) {
+        struct wispi_early *e = c->early;
+        c->early = e->next;
+        if (!c->early)
+            c->early_tail = NULL;
+        c->early_bytes -= e->len;
+        struct wisp_msg m = {.type = e->type, .from = e->from, .data = e->data, .len = e->len};
+        from_actor(c, &m);
+        free(e);
+    }
+}
+
+/* The connection never opened: whoever sent it something hears of the drop. */
+static void drop_early(struct wisp_conn *c)
+{
+    while (c->early) {
+        struct wispi_early *e = c->early;
+        c->early = e->next;
+        if (e->type != WISPI_MSG_CLOSE)
+            drop_notice(c, e->from, e->len);
+        free(e);
+    }
+    c->early_tail = NULL;
+    c->early_bytes = 0;
 }
 
 static void conn_receive(struct wisp_ctx *ctx, void *state, const struct wisp_msg *msg)
@@ -304,16 +406,26 @@ static void conn_receive(struct wisp_ctx *ctx, void *state, const struct wisp_ms
     const struct wisp_handler *h = handler_of(c);
     switch (msg->type) {
     case WISPI_MSG_SHUTDOWN:
-        if (c->phase == PH_HANDSHAKE) {
-            wispi_conn_close_now(c);
+        if (c->phase == PH_CONNECTING || c->phase == PH_HANDSHAKE) {
+            if (c->client)
+                wispi_client_fail(c, WISP_ECLOSED, "the runtime is shutting down");
+            else
+                wispi_conn_close_now(c);
         } else if (c->phase == PH_OPEN) {
             if (h->on_shutdown)
                 h->on_shutdown(c, c->state);
-            if (c->phase == PH_OPEN && wispi_conn_local_close(c, WISP_CLOSE_GOING_AWAY, "server shutdown",
-                                                   15) == 0) {
+            if (c->phase == PH_OPEN &&
+                wispi_conn_local_close(c, WISP_CLOSE_GOING_AWAY, "shutting down", 13) == 0) {
                 c->info.by = WISP_CLOSED_BY_LIBRARY;
                 c->info.why = WISP_WHY_SHUTDOWN;
             }
+        }
+        break;
+    case WISPI_MSG_RESOLVED:
+        if (c->client && msg->len == sizeof(int)) {
+            int rc;
+            memcpy(&rc, msg->data, sizeof rc);
+            wispi_client_resolved(c, rc);
         }
         break;
     case WISPI_MSG_SEND_TEXT:
@@ -358,6 +470,10 @@ static void conn_terminate(struct wisp_ctx *ctx, void *state, struct wisp_exit r
     }
     (void)reason;
     release_counts(c);
+    if (c->client && !c->sock.slot) { /* the socket is gone already: the settings go now */
+        wispi_client_free(c->client);
+        c->client = NULL;
+    }
     c->sock.actor = NULL; /* no more notifications; the socket still holds our memory */
 }
 
@@ -371,9 +487,18 @@ void wispi_conn_def_init(struct wisp_actor_def *def, size_t state_size)
     def->terminate = conn_terminate;
 }
 
+int wispi_conn_arg_client(struct wispi_client *cl, void *out, size_t cap)
+{
+    struct conn_arg a = {wispi_client_server(cl), -1, cl};
+    if (cap < sizeof a)
+        return -EINVAL;
+    memcpy(out, &a, sizeof a);
+    return (int)sizeof a;
+}
+
 int wispi_conn_arg(struct wisp_server *srv, int fd, void *out, size_t cap)
 {
-    struct conn_arg a = {srv, fd};
+    struct conn_arg a = {srv, fd, NULL};
     if (cap < sizeof a)
         return -EINVAL;
     memcpy(out, &a, sizeof a);

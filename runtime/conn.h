@@ -5,6 +5,7 @@
  * handler. Outgoing frames are queued (conn_tx.c) and written by the worker after the turn.
  *
  * Life of a connection (phase):
+ *   CONNECTING client only: resolving the name and connecting (handshake deadline)
  *   HANDSHAKE  reading the request head (handshake deadline)
  *   HTTP       a plain answer or a refusal is queued; close once written
  *   OPEN       WebSocket traffic
@@ -21,12 +22,23 @@
 #include "conn_tx.h"
 #include "server_internal.h"
 
-enum phase { PH_HANDSHAKE, PH_HTTP, PH_OPEN, PH_CLOSING, PH_DRAIN, PH_DONE };
+/* A send or close another actor asked for before the connection opened (replayed after
+ * on_open, dropped with a notice if it never opens). */
+struct wispi_early {
+    struct wispi_early *next;
+    uint32_t type;
+    wisp_addr from;
+    size_t len;
+    unsigned char data[];
+};
+
+enum phase { PH_CONNECTING, PH_HANDSHAKE, PH_HTTP, PH_OPEN, PH_CLOSING, PH_DRAIN, PH_DONE };
 
 struct wisp_conn {
     struct wispi_sock sock;
     struct wisp_server *srv;
     const struct wispi_route *route; /* known once the request head arrived */
+    struct wispi_client *client;     /* client connections only (conn_client.c) */
     struct wisp_ctx *ctx;            /* during the actor's turn */
     struct wispi_net *net;
     struct wisp_ws ws;
@@ -61,6 +73,11 @@ struct wisp_conn {
     bool throttled;
     bool cb_throttled, cb_unthrottled; /* callbacks owed */
     int io_error;
+    struct wispi_early *early; /* frames other actors sent before the connection opened */
+    struct wispi_early *early_tail;
+    size_t early_bytes;
+    int connect_res;      /* client: the connect's result, once connect_done */
+    bool connect_done;
     _Alignas(16) unsigned char state[];
 };
 
@@ -102,6 +119,21 @@ int wispi_conn_send_control(struct wisp_conn *c, enum wisp_ws_opcode op, const v
                             size_t len);
 int wispi_conn_local_close(struct wisp_conn *c, uint16_t code, const char *reason, size_t len);
 void wispi_conn_free_extra(struct wisp_conn *c);
+
+/* conn_client.c: client connections before they open. */
+struct wispi_client;
+void wispi_client_start(struct wisp_conn *c);
+void wispi_client_resolved(struct wisp_conn *c, int rc);
+void wispi_client_connected(struct wisp_conn *c, int res);
+void wispi_client_feed_head(struct wisp_conn *c, uint8_t *p, size_t len);
+void wispi_client_fail(struct wisp_conn *c, int err, const char *what);
+void wispi_client_free(struct wispi_client *cl);
+struct wisp_server *wispi_client_server(struct wispi_client *cl);
+const struct wispi_route *wispi_client_route(struct wispi_client *cl);
+int wispi_conn_arg_client(struct wispi_client *cl, void *out, size_t cap);
+
+/* conn.c: replay what other actors sent before on_open. */
+void wispi_conn_replay_early(struct wisp_conn *c);
 
 /* conn_recv.c: the request head and the frames in. */
 void wispi_conn_feed_head(struct wisp_conn *c, uint8_t *p, size_t len);

@@ -86,12 +86,12 @@ static void on_event(struct wisp_conn *c, const struct wisp_ws_event *ev)
     switch (ev->type) {
     case WISP_WS_EV_NONE:
         break;
-    case WISP_WS_EV_MESSAGE:
-        if (c->phase == PH_OPEN)
+    case WISP_WS_EV_MESSAGE: /* also while CLOSING: the peer may send until its close */
+        if (c->phase == PH_OPEN || c->phase == PH_CLOSING)
             deliver(c, ev->opcode, ev->data, ev->len);
         break;
     case WISP_WS_EV_FRAGMENT:
-        if (c->phase == PH_OPEN)
+        if (c->phase == PH_OPEN || c->phase == PH_CLOSING)
             piece(c, ev);
         break;
     case WISP_WS_EV_PING:
@@ -109,7 +109,7 @@ static void on_event(struct wisp_conn *c, const struct wisp_ws_event *ev)
         if (control_hook(c, ev, &f))
             break;
         c->ping_ms = 0;
-        if (h->on_pong && c->phase == PH_OPEN)
+        if (h->on_pong && (c->phase == PH_OPEN || c->phase == PH_CLOSING))
             h->on_pong(c, c->state, f.data, f.len);
         break;
     case WISP_WS_EV_CLOSE:
@@ -239,6 +239,7 @@ static int open_ws(struct wisp_conn *c, const struct wispi_route *route,
     c->opened = true;
     if (h->on_open)
         h->on_open(c, c->state);
+    wispi_conn_replay_early(c);
     wispi_conn_owed_callbacks(c);
     return 0;
 }

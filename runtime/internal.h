@@ -345,6 +345,9 @@ struct wisp_runtime {
     pthread_mutex_t batch_lock;
     struct wispi_msg *batches; /* each batch linked through node.next; batches via `data` */
     uint32_t nbatches;
+    /* Name-resolution threads of client connections still running (conn_client.c): the
+     * runtime is not freed under them. */
+    _Atomic unsigned resolvers;
 };
 
 /* Clock in milliseconds: virtual in deterministic mode, CLOCK_MONOTONIC otherwise. */

@@ -36,6 +36,7 @@ enum {
     UD_NET_SEND = 17,   /* send / sendmsg: at most one in flight */
     UD_NET_ACCEPT = 18, /* multishot accept */
     UD_NET_CANCEL = 19, /* cancel of another operation */
+    UD_NET_CONNECT = 20, /* a client connection's connect */
 };
 
 static inline uint64_t wispi_ud(uint32_t slot, uint32_t gen, unsigned tag)
@@ -188,5 +189,6 @@ int wispi_send_internal(struct wisp_runtime *rt, struct wispi_actor *sender, wis
 #define WISPI_MSG_SEND_TEXT 0xFFFF0101u /* wisp_conn_send_to: payload is the message */
 #define WISPI_MSG_SEND_BINARY 0xFFFF0102u
 #define WISPI_MSG_CLOSE 0xFFFF0103u     /* wisp_conn_close_to: u16 code, then the reason */
+#define WISPI_MSG_RESOLVED 0xFFFF0104u  /* a client's name lookup ended: int gai code */
 
 #endif

@@ -366,7 +366,8 @@ void wispi_net_cqe(struct wispi_worker *w, uint64_t ud, int32_t res, uint32_t fl
         return;
     }
     /* Multishot operations end with the first completion that lacks F_MORE. */
-    bool final = tag == UD_NET_SEND || tag == UD_NET_CANCEL || !(flags & IORING_CQE_F_MORE);
+    bool final = tag == UD_NET_SEND || tag == UD_NET_CANCEL || tag == UD_NET_CONNECT ||
+                 !(flags & IORING_CQE_F_MORE);
     if (final)
         s->inflight--;
     if (tag != UD_NET_CANCEL)

@@ -422,6 +422,9 @@ void wisp_runtime_free(struct wisp_runtime *rt)
     }
     struct wisp_runtime *expect = rt;
     atomic_compare_exchange_strong(&signal_rt, &expect, NULL);
+    /* acquire: pairs with each resolver thread's release decrement after its last use */
+    while (atomic_load_explicit(&rt->resolvers, memory_order_acquire))
+        usleep(1000);
     /* Rings first, so the kernel touches no buffer of ours; then the sockets, which hold
      * references on their actors; then the actors, whose queued timer messages refer to
      * timers the workers free. */

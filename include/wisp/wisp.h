@@ -7,6 +7,7 @@
  *   wisp/actor.h    actors, messages, timers, links, monitors, the registry
  *   wisp/runtime.h  creating, running and stopping the runtime
  *   wisp/server.h   WebSocket servers: routes, listeners, connection actors and handlers
+ *   wisp/client.h   WebSocket client connections (the same handlers)
  *   wisp/version.h  version and build features
  */
 #ifndef WISP_WISP_H
@@ -19,5 +20,6 @@
 #include <wisp/actor.h>
 #include <wisp/runtime.h>
 #include <wisp/server.h>
+#include <wisp/client.h>
 
 #endif

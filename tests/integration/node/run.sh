@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interop tests: the Node `ws` client against wisp-echo.
+# Interop tests: the Node `ws` client against wisp-echo, and wisp-cat against a `ws` server.
 #   tests/integration/node/run.sh BUILD_DIR [SCRIPT...]
 # Installs `ws` from package-lock.json (npm ci) if node_modules is missing, then runs each
 # script (default: all of them) with `node SCRIPT.js BUILD_DIR/actors/wisp-echo`. Every script
@@ -33,7 +33,7 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 scripts=("$@")
-[ ${#scripts[@]} -gt 0 ] || scripts=(cli echo control concurrency shutdown)
+[ ${#scripts[@]} -gt 0 ] || scripts=(cli echo control concurrency shutdown client)
 passed=0
 failed=()
 for s in "${scripts[@]}"; do
