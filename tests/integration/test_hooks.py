@@ -1,7 +1,10 @@
-"""The low-level frame hooks, zero-copy sends, and a second (IPv6) listener on the same runtime."""
+"""The low-level frame hooks, zero-copy sends, a second (IPv6) listener on the same runtime, and
+running out of file descriptors."""
 
 import asyncio
 import socket
+import time
+import unittest
 
 import websockets
 
@@ -79,6 +82,42 @@ class HooksTest(wisptest.ServerTestCase):
                 await ws.send("over ipv6")
                 self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "over ipv6")
         wisptest.run(go(), 20)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in ticks of 10 ms
+
+
+class FdLimitTest(unittest.TestCase):
+
+    def test_emfile_backs_off_and_recovers(self):
+        # 48 descriptors: after a dozen for the runtime, the rest run out fast. The connection
+        # limit is set higher, so it is EMFILE, not the limit, that stops accepting.
+        srv = wisptest.Server("--max-conns", 1000, nofile=48).start()
+        held = []
+        try:
+            for _ in range(80):
+                held.append(socket.create_connection((wisptest.HOST, srv.port), timeout=5))
+            time.sleep(0.5)
+            # Out of descriptors: accepting pauses (backs off) instead of spinning.
+            t0, c0 = time.monotonic(), cpu_seconds(srv.proc.pid)
+            time.sleep(1.0)
+            busy = (cpu_seconds(srv.proc.pid) - c0) / (time.monotonic() - t0)
+            self.assertLess(busy, 0.3, "the server used %.0f%% of a CPU while out of fds"
+                            % (busy * 100))
+            self.assertIsNone(srv.proc.poll(), "the server died")
+            for s in held:
+                s.close()
+            held = []
+            # Descriptors come back as those connections end; accepting resumes.
+            wisptest.wait_until(lambda: wisptest.http_get(srv.port, "/health", 2)[0] == 200,
+                                15, 0.2, "/health to answer again")
+        finally:
+            for s in held:
+                s.close()
+            self.assertEqual(srv.stop(10), 0)
 
 
 if __name__ == "__main__":

@@ -75,8 +75,9 @@ def _die_with_parent():
 class Server:
     """A running wisp-test-server. Use as a context manager, or call start()/stop()/kill()."""
 
-    def __init__(self, *args, workers=2, start_timeout=10.0):
+    def __init__(self, *args, workers=2, start_timeout=10.0, nofile=None):
         self.args = [str(a) for a in args]
+        self.nofile = nofile  # RLIMIT_NOFILE for the server, or None to inherit
         self.workers = workers
         self.start_timeout = start_timeout
         self.proc = None
@@ -87,8 +88,13 @@ class Server:
     def start(self):
         cmd = [server_binary(), "--port", "0", "--workers", str(self.workers)] + self.args
         self._err = tempfile.TemporaryFile()
+        def preexec():
+            _die_with_parent()
+            if self.nofile is not None:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                     stdin=subprocess.DEVNULL, preexec_fn=preexec)
         _live_servers.append(self)
         try:
             line = self._read_line(self.start_timeout)
