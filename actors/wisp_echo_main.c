@@ -50,6 +50,8 @@ static void usage(FILE *out)
             "                      (default 30000; 0 never pings)\n"
             "  --handshake-ms MS   time allowed from accept to the end of the handshake\n"
             "                      (default 10000)\n"
+            "  --cert FILE         serve wss:// (TLS) with this PEM certificate chain...\n"
+            "  --key FILE          ...and this PEM private key (both or neither)\n"
             "  --version           print the version and exit\n"
             "  --help              print this help and exit\n"
             "\n"
@@ -120,7 +122,7 @@ static const char *error_text(int rc)
 
 enum {
     OPT_HOST = 256, OPT_PORT, OPT_WORKERS, OPT_PATH, OPT_MAX_CONNS, OPT_MAX_MESSAGE,
-    OPT_SEND_CAP, OPT_IDLE_MS, OPT_HANDSHAKE_MS, OPT_VERSION, OPT_HELP,
+    OPT_SEND_CAP, OPT_IDLE_MS, OPT_HANDSHAKE_MS, OPT_VERSION, OPT_HELP, OPT_CERT, OPT_KEY,
 };
 
 int main(int argc, char **argv)
@@ -135,6 +137,8 @@ int main(int argc, char **argv)
         {"send-cap", required_argument, NULL, OPT_SEND_CAP},
         {"idle-ms", required_argument, NULL, OPT_IDLE_MS},
         {"handshake-ms", required_argument, NULL, OPT_HANDSHAKE_MS},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -142,6 +146,7 @@ int main(int argc, char **argv)
 
     const char *host = "127.0.0.1";
     const char *path = "*";
+    const char *cert = NULL, *key = NULL;
     uint64_t port = 9001, workers = 0, max_conns = 0;
     uint64_t max_message = 0, send_cap = 0, idle_ms = 0, handshake_ms = 0;
     bool set_max_message = false, set_send_cap = false, set_idle = false, set_handshake = false;
@@ -159,6 +164,12 @@ int main(int argc, char **argv)
             break;
         case OPT_PORT:
             ok = option_number("port", optarg, false, 0, 65535, &port);
+            break;
+        case OPT_CERT:
+            cert = optarg;
+            break;
+        case OPT_KEY:
+            key = optarg;
             break;
         case OPT_WORKERS:
             ok = option_number("workers", optarg, false, 0, MAX_WORKERS, &workers);
@@ -216,6 +227,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (!cert != !key) {
+        fprintf(stderr, PROG ": --cert and --key go together\nTry '" PROG " --help'.\n");
+        return 1;
+    }
     raise_file_limit();
     signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is an error code, not a death */
 
@@ -273,7 +288,12 @@ int main(int argc, char **argv)
 
     uint16_t bound = 0;
     bool v6 = strchr(host, ':') != NULL;
-    rc = wisp_server_listen(srv, host, (uint16_t)port, &bound);
+    if (cert) {
+        struct wisp_tls_opts tls = {.cert_file = cert, .key_file = key};
+        rc = wisp_server_listen_tls(srv, host, (uint16_t)port, &tls, &bound);
+    } else {
+        rc = wisp_server_listen(srv, host, (uint16_t)port, &bound);
+    }
     if (rc < 0) {
         fprintf(stderr, PROG ": cannot listen on %s%s%s:%" PRIu64 ": %s\n", v6 ? "[" : "", host,
                 v6 ? "]" : "", port, error_text(rc));

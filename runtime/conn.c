@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "tls.h"
 
 struct conn_arg {
     struct wisp_server *srv;
     int fd;
-    struct wispi_client *client; /* a client connection (fd -1), or NULL */
+    struct wispi_client *client;  /* a client connection (fd -1), or NULL */
+    struct wispi_tls_ctx *tls;    /* the listener's TLS contexts, or NULL */
 };
 
 static const struct wispi_sock_ops conn_ops;
@@ -80,6 +82,17 @@ static void deadlines(struct wisp_conn *c)
     }
 }
 
+/* Plain bytes from the peer, to whichever parser the phase needs. */
+static void feed(struct wisp_conn *c, uint8_t *p, size_t len)
+{
+    if (c->phase == PH_HANDSHAKE && c->client)
+        wispi_client_feed_head(c, p, len);
+    else if (c->phase == PH_HANDSHAKE)
+        wispi_conn_feed_head(c, p, len);
+    else if (c->phase == PH_OPEN || c->phase == PH_CLOSING)
+        wispi_conn_feed_ws(c, p, len);
+}
+
 static void conn_io(struct wisp_ctx *ctx, struct wispi_sock *s)
 {
     struct wisp_conn *c = of_sock(s);
@@ -88,12 +101,10 @@ static void conn_io(struct wisp_ctx *ctx, struct wispi_sock *s)
     uint16_t bid;
     while ((bid = wispi_rxq_pop(c->net, &c->rxq, &len)) != WISPI_NO_BUF) {
         uint8_t *p = wispi_buf_addr(c->net, bid);
-        if (c->phase == PH_HANDSHAKE && c->client)
-            wispi_client_feed_head(c, p, len);
-        else if (c->phase == PH_HANDSHAKE)
-            wispi_conn_feed_head(c, p, len);
-        else if (c->phase == PH_OPEN || c->phase == PH_CLOSING)
-            wispi_conn_feed_ws(c, p, len);
+        if (c->tls && c->phase < PH_DRAIN)
+            wispi_tls_input(c, p, len, feed);
+        else
+            feed(c, p, len);
         wispi_buf_return(c->net, bid); /* events pointing into it are all delivered */
     }
     if (c->paused_held && c->rxq.count < c->srv->opts.max_held_buffers / 2 + 1)
@@ -114,8 +125,7 @@ static void conn_io(struct wisp_ctx *ctx, struct wispi_sock *s)
     wispi_conn_owed_callbacks(c);
     if (c->phase == PH_HTTP && c->eof)
         wispi_conn_close_now(c); /* the client went away before reading our answer */
-    if ((c->phase == PH_DRAIN || c->phase == PH_HTTP) && !c->txq.sending && !c->txq.head &&
-        !c->txq.ctrl_head)
+    if ((c->phase == PH_DRAIN || c->phase == PH_HTTP) && conn_tx_idle(c))
         wispi_conn_close_now(c);
     if (c->phase != PH_DONE)
         check_mailbox(c);
@@ -157,17 +167,18 @@ static void conn_cqe(struct wispi_net *net, struct wispi_sock *s, unsigned tag, 
         c->connect_done = true;
         wispi_sock_notify(net, s);
     } else if (tag == UD_NET_SEND) {
+        struct wispi_txq *wire = c->tls ? &c->ctxq : &c->txq;
         if (res > 0) {
-            wispi_txq_sent(net, &c->txq, (size_t)res);
+            wispi_txq_sent(net, wire, (size_t)res);
         } else {
-            c->txq.sending = false;
-            c->txq.in_flight = 0;
+            wire->sending = false;
+            wire->in_flight = 0;
             if (res != -ECANCELED)
                 c->io_error = res ? res : -EPIPE;
         }
-        if (c->txq.head || c->txq.ctrl_head)
+        if (!conn_tx_idle(c))
             wispi_sock_dirty(net, s);
-        if (c->throttled && c->route && c->txq.buffered <= c->route->r.send_low_watermark) {
+        if (c->throttled && c->route && conn_buffered(c) <= c->route->r.send_low_watermark) {
             c->throttled = false;
             c->cb_unthrottled = true;
             wispi_sock_notify(net, s);
@@ -192,7 +203,13 @@ static void arm_recv(struct wispi_net *net, struct wisp_conn *c)
 static void conn_flush(struct wispi_net *net, struct wispi_sock *s)
 {
     struct wisp_conn *c = of_sock(s);
-    wispi_txq_start(net, s, &c->txq);
+    if (c->tls) {
+        if ((c->txq.head || c->txq.ctrl_head) && wispi_tls_encrypt(c) < 0)
+            return;
+        wispi_txq_start(net, s, &c->ctxq);
+    } else {
+        wispi_txq_start(net, s, &c->txq);
+    }
     if (c->paused_mbox && c->sock.actor) {
         struct wispi_actor *a = c->sock.ref;
         /* relaxed: see check_mailbox */
@@ -238,6 +255,8 @@ static void conn_teardown(struct wispi_sock *s)
             wispi_buf_return(c->net, bid);
     }
     wispi_txq_free(c->net, &c->txq);
+    wispi_txq_free(c->net, &c->ctxq);
+    wispi_tls_conn_free(c);
     wisp_ws_deinit(&c->ws);
     free(c->head);
     free(c->path);
@@ -280,7 +299,11 @@ static int conn_init(struct wisp_ctx *ctx, void *state, const void *arg, size_t 
     c->srv = a->srv;
     c->ctx = ctx;
     c->net = wispi_net_get(ctx->worker);
-    if (!c->net || wispi_sock_register(c->net, &c->sock, a->fd, &conn_ops, ctx->actor) < 0) {
+    /* TLS first: over the worker's handshake cap the connection is refused right here. */
+    if (!c->net || (a->tls && wispi_tls_conn_new(c, a->tls) < 0) ||
+        wispi_sock_register(c->net, &c->sock, a->fd, &conn_ops, ctx->actor) < 0) {
+        if (c->net)
+            wispi_tls_conn_free(c);
         if (a->fd >= 0)
             close(a->fd);
         /* relaxed: see release_counts */
@@ -489,16 +512,17 @@ void wispi_conn_def_init(struct wisp_actor_def *def, size_t state_size)
 
 int wispi_conn_arg_client(struct wispi_client *cl, void *out, size_t cap)
 {
-    struct conn_arg a = {wispi_client_server(cl), -1, cl};
+    struct conn_arg a = {wispi_client_server(cl), -1, cl, NULL};
     if (cap < sizeof a)
         return -EINVAL;
     memcpy(out, &a, sizeof a);
     return (int)sizeof a;
 }
 
-int wispi_conn_arg(struct wisp_server *srv, int fd, void *out, size_t cap)
+int wispi_conn_arg(struct wisp_server *srv, struct wispi_tls_ctx *tls, int fd, void *out,
+                   size_t cap)
 {
-    struct conn_arg a = {srv, fd, NULL};
+    struct conn_arg a = {srv, fd, NULL, tls};
     if (cap < sizeof a)
         return -EINVAL;
     memcpy(out, &a, sizeof a);

@@ -43,7 +43,9 @@ struct wisp_conn {
     struct wispi_net *net;
     struct wisp_ws ws;
     struct wispi_rxq rxq;
-    struct wispi_txq txq;
+    struct wispi_txq txq;  /* frames (plain bytes), in wire order */
+    struct wispi_txq ctxq; /* TLS only: ciphertext, what goes on the wire */
+    struct wispi_tls *tls; /* TLS state (tls.c), or NULL for plain TCP */
     char *head;          /* the request head being collected (handshake only) */
     uint32_t head_len;
     char *path;          /* NUL-terminated request path, once upgraded */
@@ -89,6 +91,19 @@ static inline struct wisp_conn *of_sock(struct wispi_sock *s)
 static inline const struct wisp_handler *handler_of(const struct wisp_conn *c)
 {
     return c->route ? c->route->r.handler : NULL;
+}
+
+/* Outgoing bytes not yet written: frames still plain plus ciphertext not yet sent. */
+static inline size_t conn_buffered(const struct wisp_conn *c)
+{
+    return c->txq.buffered + c->ctxq.buffered;
+}
+
+/* Nothing queued and nothing in flight. */
+static inline bool conn_tx_idle(const struct wisp_conn *c)
+{
+    return !c->txq.sending && !c->txq.head && !c->txq.ctrl_head && !c->ctxq.sending &&
+           !c->ctxq.head;
 }
 
 static inline uint64_t now_ms(const struct wisp_conn *c)

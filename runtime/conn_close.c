@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "tls.h"
 
 int wispi_conn_queue_bytes(struct wisp_conn *c, const void *p, size_t n)
 {
@@ -49,12 +50,12 @@ void wispi_conn_owed_callbacks(struct wisp_conn *c)
         if (c->cb_throttled) {
             c->cb_throttled = false;
             if (h && h->on_throttled && c->phase == PH_OPEN)
-                h->on_throttled(c, c->state, c->txq.buffered);
+                h->on_throttled(c, c->state, conn_buffered(c));
         }
         if (c->cb_unthrottled) {
             c->cb_unthrottled = false;
             if (h && h->on_unthrottled && c->phase == PH_OPEN)
-                h->on_unthrottled(c, c->state, c->txq.buffered);
+                h->on_unthrottled(c, c->state, conn_buffered(c));
         }
     }
 }
@@ -120,8 +121,10 @@ void wispi_conn_finish(struct wisp_conn *c, bool drain)
     }
     if (!drain || c->io_error)
         wispi_txq_drop_unsent(c->net, &c->txq);
+    else if (c->tls)
+        wispi_tls_shutdown(c); /* the last records, then close_notify */
     c->deadline_ms = now_ms(c) + c->srv->opts.close_timeout_ms;
-    if (!drain || (!c->txq.sending && !c->txq.head && !c->txq.ctrl_head))
+    if (!drain || conn_tx_idle(c))
         wispi_conn_close_now(c);
 }
 

@@ -8,7 +8,7 @@
 static int check_room(struct wisp_conn *c, size_t need)
 {
     const struct wisp_route *r = &c->route->r;
-    if (c->txq.buffered + need <= r->send_cap)
+    if (conn_buffered(c) + need <= r->send_cap)
         return 0;
     if (r->overflow == WISP_OVERFLOW_DROP)
         return WISP_EFULL;
@@ -19,7 +19,7 @@ static int check_room(struct wisp_conn *c, size_t need)
 static int after_queued(struct wisp_conn *c)
 {
     wispi_sock_dirty(c->net, &c->sock);
-    if (c->txq.buffered >= c->route->r.send_high_watermark) {
+    if (conn_buffered(c) >= c->route->r.send_high_watermark) {
         if (!c->throttled) {
             c->throttled = true;
             c->cb_throttled = true;
@@ -230,7 +230,7 @@ int wisp_conn_close(struct wisp_conn *c, uint16_t code, const char *reason, size
 
 size_t wisp_conn_buffered(const struct wisp_conn *c)
 {
-    return c ? c->txq.buffered : 0;
+    return c ? conn_buffered(c) : 0;
 }
 
 struct wisp_ctx *wisp_conn_ctx(struct wisp_conn *c)

@@ -279,6 +279,18 @@ void wispi_txq_free(struct wispi_net *net, struct wispi_txq *q)
     memset(q, 0, sizeof *q);
 }
 
+bool wispi_txq_segment(const struct wispi_txq *q, size_t i, const uint8_t **p, size_t *n)
+{
+    const struct wispi_txseg *s = q->head;
+    while (s && i--)
+        s = s->next;
+    if (!s)
+        return false;
+    *p = s->base + s->sent;
+    *n = s->len - s->sent;
+    return true;
+}
+
 size_t wispi_txq_peek(const struct wispi_txq *q, size_t i, const uint8_t **p)
 {
     const struct wispi_txseg *s = q->head;

@@ -42,6 +42,8 @@ void wispi_txq_start(struct wispi_net *net, struct wispi_sock *s, struct wispi_t
  * after the write position (wispi_txq_start does this; exposed for tests). Only while
  * nothing is in flight. */
 void wispi_txq_place_control(struct wispi_txq *q);
+/* The unsent bytes of the i-th data segment: false past the last one. */
+bool wispi_txq_segment(const struct wispi_txq *q, size_t i, const uint8_t **p, size_t *n);
 /* Tests: the unsent bytes of the i-th data segment (0 if there is none). */
 size_t wispi_txq_peek(const struct wispi_txq *q, size_t i, const uint8_t **p);
 /* The send in flight completed with res bytes written (res > 0). */

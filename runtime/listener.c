@@ -20,6 +20,7 @@
 struct listener {
     struct wispi_sock sock;
     struct wisp_server *srv;
+    struct wispi_tls_ctx *tls;
     struct wispi_net *net;
     uint64_t resume_ms; /* back-off after EMFILE & co; 0: none */
     bool accepting;     /* the multishot accept is armed */
@@ -29,6 +30,7 @@ struct listener {
 struct listener_arg {
     struct wisp_server *srv;
     int fd;
+    struct wispi_tls_ctx *tls;
 };
 
 static struct listener *of_sock(struct wispi_sock *s)
@@ -85,7 +87,7 @@ static void hand_off(struct listener *l, int fd)
     atomic_fetch_add_explicit(&srv->conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&rt->workers[wi].conns, 1, memory_order_relaxed);
     unsigned char arg[64];
-    int len = wispi_conn_arg(srv, fd, arg, sizeof arg);
+    int len = wispi_conn_arg(srv, l->tls, fd, arg, sizeof arg);
     int rc = wispi_spawn_internal(rt, &srv->conn_def, arg, (size_t)len, (unsigned)wi,
                                   ACTOR_TRAP_SHUTDOWN, NULL);
     if (rc < 0) {
@@ -168,6 +170,7 @@ static int listener_init(struct wisp_ctx *ctx, void *state, const void *arg, siz
     const struct listener_arg *a = arg;
     (void)len;
     l->srv = a->srv;
+    l->tls = a->tls;
     l->net = wispi_net_get(ctx->worker);
     if (!l->net || wispi_sock_register(l->net, &l->sock, a->fd, &listener_ops, ctx->actor) < 0) {
         close(a->fd);
@@ -206,9 +209,9 @@ static const struct wisp_actor_def listener_def = {
     .terminate = listener_terminate,
 };
 
-int wispi_listener_spawn(struct wisp_server *s, int fd)
+int wispi_listener_spawn(struct wisp_server *s, int fd, struct wispi_tls_ctx *tls)
 {
-    struct listener_arg a = {s, fd};
+    struct listener_arg a = {s, fd, tls};
     /* relaxed: spreads listeners over workers; nothing else depends on it */
     unsigned n = atomic_fetch_add_explicit(&s->listeners, 1, memory_order_relaxed);
     return wispi_spawn_internal(s->rt, &listener_def, &a, sizeof a, n % s->rt->nworkers,

@@ -121,6 +121,8 @@ struct wispi_net {
     void *chunk_cache;
     uint32_t chunks_cached;
     uint64_t next_sweep_ms;
+    uint8_t *tls_scratch;    /* decrypted bytes, handed to the parsers (tls.c) */
+    uint32_t tls_handshakes; /* TLS handshakes in progress on this worker */
 };
 
 /* The calling worker's network state, created on first use. NULL on allocation or buffer-ring

@@ -81,6 +81,7 @@ static void free_net(struct wispi_net *net)
     free(net->flushing);
     free(net->msgs);
     free(net->iovs);
+    free(net->tls_scratch);
     while (net->chunk_cache) {
         void *next = *(void **)net->chunk_cache;
         free(net->chunk_cache);

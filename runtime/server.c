@@ -9,7 +9,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <wisp/version.h>
+
 #include "server_internal.h"
+#include "tls.h"
 
 const char *wisp_close_why_str(enum wisp_close_why why)
 {
@@ -200,10 +203,9 @@ static int bind_one(struct wisp_server *s, const struct addrinfo *ai, uint16_t *
     return fd;
 }
 
-int wisp_server_listen(struct wisp_server *s, const char *host, uint16_t port, uint16_t *bound)
+static int listen_common(struct wisp_server *s, const char *host, uint16_t port,
+                         struct wispi_tls_ctx *tls, uint16_t *bound)
 {
-    if (!s || !host)
-        return -EINVAL;
     if (!s->nroutes) {
         wispi_set_error("the server has no route: add one with wisp_server_route() first");
         return -EINVAL;
@@ -227,7 +229,7 @@ int wisp_server_listen(struct wisp_server *s, const char *host, uint16_t port, u
         return fd;
     }
     freeze(s);
-    int rc = wispi_listener_spawn(s, fd);
+    int rc = wispi_listener_spawn(s, fd, tls);
     if (rc < 0) {
         close(fd);
         wispi_set_error("cannot start a listener on %s port %u: %s", host, (unsigned)port,
@@ -235,6 +237,41 @@ int wisp_server_listen(struct wisp_server *s, const char *host, uint16_t port, u
         return rc;
     }
     return 0;
+}
+
+int wisp_server_listen(struct wisp_server *s, const char *host, uint16_t port, uint16_t *bound)
+{
+    if (!s || !host)
+        return -EINVAL;
+    return listen_common(s, host, port, NULL, bound);
+}
+
+int wisp_server_listen_tls(struct wisp_server *s, const char *host, uint16_t port,
+                           const struct wisp_tls_opts *tls, uint16_t *bound)
+{
+    if (!s || !host || !tls)
+        return -EINVAL;
+#if WISP_HAVE_TLS
+    struct wispi_tls_ctx **v = realloc(s->tls, (s->ntls + 1) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    s->tls = v;
+    int rc = wispi_tls_ctx_new(tls, &v[s->ntls]);
+    if (rc < 0)
+        return rc;
+    rc = listen_common(s, host, port, v[s->ntls], bound);
+    if (rc < 0) {
+        wispi_tls_ctx_free(v[s->ntls]);
+        return rc;
+    }
+    s->ntls++;
+    return 0;
+#else
+    (void)port;
+    (void)bound;
+    wispi_set_error("wisp was built without TLS (OpenSSL's libssl was not found)");
+    return -ENOTSUP;
+#endif
 }
 
 size_t wisp_server_connections(const struct wisp_server *s)
@@ -252,6 +289,11 @@ void wisp_server_free(struct wisp_server *s)
     for (size_t i = 0; i < s->nroutes; i++)
         free(s->routes[i].path);
     free(s->routes);
+#if WISP_HAVE_TLS
+    for (size_t i = 0; i < s->ntls; i++)
+        wispi_tls_ctx_free(s->tls[i]);
+#endif
+    free(s->tls);
     free(s);
 }
 

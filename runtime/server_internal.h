@@ -30,15 +30,20 @@ struct wisp_server {
     _Atomic uint32_t conns;
     _Atomic bool listening; /* routes are frozen */
     _Atomic unsigned listeners;
+    struct wispi_tls_ctx **tls; /* the TLS listeners' contexts, freed with the server */
+    size_t ntls;
 };
 
 /* The route serving path (len bytes), or NULL. */
 const struct wispi_route *wispi_route_find(const struct wisp_server *s, const char *path,
                                            size_t len);
-/* Start a listener actor for a bound, listening fd (which it then owns). */
-int wispi_listener_spawn(struct wisp_server *s, int fd);
+/* Start a listener actor for a bound, listening fd (which it then owns); tls: the contexts of
+ * a TLS listener (owned by the server), or NULL. */
+int wispi_listener_spawn(struct wisp_server *s, int fd, struct wispi_tls_ctx *tls);
 /* The spawn argument of a connection actor for fd (written to out); returns its length. */
-int wispi_conn_arg(struct wisp_server *srv, int fd, void *out, size_t cap);
+struct wispi_tls_ctx;
+int wispi_conn_arg(struct wisp_server *srv, struct wispi_tls_ctx *tls, int fd, void *out,
+                   size_t cap);
 /* Fill a connection actor definition for handler states of up to state_size bytes. */
 void wispi_conn_def_init(struct wisp_actor_def *def, size_t state_size);
 

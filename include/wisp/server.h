@@ -281,6 +281,10 @@ struct wisp_server_opts {
     int backlog;
     /** TCP_NODELAY on accepted sockets. Default true. */
     bool tcp_nodelay;
+    /** Where the server's log lines go (a failed TLS handshake, say): log(log_arg, line),
+     *  called on a worker, line without a newline. NULL (default): stderr, "wisp: " first. */
+    void (*log)(void *log_arg, const char *line);
+    void *log_arg;
 };
 
 /** Fill *o with the defaults. @return 0, or -EINVAL for NULL. */
@@ -318,6 +322,43 @@ WISP_API int wisp_server_route(struct wisp_server *s, const struct wisp_route *r
  */
 WISP_API int wisp_server_listen(struct wisp_server *s, const char *host, uint16_t port,
                                 uint16_t *bound);
+
+/** One more certificate, chosen when the client asks for `name` with SNI. */
+struct wisp_tls_sni {
+    const char *name;      /**< host name, exact (case-insensitive) */
+    const char *cert_file; /**< PEM certificate chain */
+    const char *key_file;  /**< PEM private key */
+};
+
+/** TLS settings of a listener (wisp_server_listen_tls). Every file is read at listen time. */
+struct wisp_tls_opts {
+    const char *cert_file;  /**< PEM certificate chain (leaf first). Required. */
+    const char *key_file;   /**< PEM private key. Required. */
+    /** Extra certificates chosen by SNI; the default one above serves every other name. */
+    const struct wisp_tls_sni *sni;
+    size_t num_sni;
+    /** Ask clients for a certificate signed by this PEM CA bundle (NULL: do not ask). */
+    const char *client_ca_file;
+    bool require_client_cert; /**< refuse clients without a valid certificate */
+    /** Adjust each SSL_CTX (an `SSL_CTX *`) before use: ciphers, session cache... Return 0,
+     *  or a negative code to fail the listen call. May be NULL. */
+    int (*configure)(void *ssl_ctx, void *arg);
+    void *configure_arg;
+    /** TLS handshakes in progress per worker; connections beyond it are closed at once, so a
+     *  handshake flood cannot starve established connections. Default (0): 256. */
+    uint32_t max_handshakes_per_worker;
+};
+
+/**
+ * Like wisp_server_listen, for wss:// (TLS 1.2 and 1.3, ALPN http/1.1, close_notify on a clean
+ * close). The handshake deadline covers the TLS handshake and the upgrade together. A client
+ * that fails the handshake (garbage, plain HTTP, a bad certificate) is closed and logged.
+ * @param tls  read during the call (files loaded, strings copied where kept).
+ * @return as wisp_server_listen, plus -ENOTSUP (built without TLS), -EINVAL (a certificate or
+ *         key that cannot be loaded or do not match: wisp_last_error() names the file).
+ */
+WISP_API int wisp_server_listen_tls(struct wisp_server *s, const char *host, uint16_t port,
+                                    const struct wisp_tls_opts *tls, uint16_t *bound);
 
 /** Connections open right now (approximate while running). */
 WISP_API size_t wisp_server_connections(const struct wisp_server *s);

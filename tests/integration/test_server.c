@@ -19,13 +19,16 @@
  *            "altered"; on_send_frame drops outgoing text starting "secret"; echoes the rest
  *   /ref     on text "ref N" sends N bytes of a fixed pattern with wisp_conn_send_ref (no
  *            copy); /stats counts the releases
- *   /stats   HTTP only: JSON counters (also "port6": the [::1] listener's port, or 0)
+ *   /stats   HTTP only: JSON counters (also "port6": the [::1] listener's port, or 0, and
+ *            "tls_port": the TLS listener's, with --cert/--key, or 0)
  *   /health  HTTP only: 200 "ok"
  *
  * Options: --port N (0: a free port), --workers N, --max-msg BYTES (frame and message limit of
  * every route), --send-cap/--high/--low BYTES (for /flood), --echo-cap BYTES (send cap of
  * /echo), --idle-ms, --pong-ms, --handshake-ms, --close-ms, --max-conns, --max-head,
- * --shutdown-ms, --slow-ms, --slow-mailbox N.
+ * --shutdown-ms, --slow-ms, --slow-mailbox N; TLS: --cert FILE --key FILE [--sni-name NAME
+ * --sni-cert FILE --sni-key FILE] [--client-ca FILE --require-client-cert 0|1]
+ * [--max-handshakes N].
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -563,7 +566,7 @@ static void release_free(void *data, size_t len, void *arg)
 }
 
 /* Written by main() before the runtime runs; read-only afterwards. */
-static uint16_t g_port6;
+static uint16_t g_port6, g_tls_port;
 
 static int stats_http(void *data, const struct wisp_http_request *req, const struct sockaddr *peer,
                       struct wisp_http_reply *reply)
@@ -576,6 +579,7 @@ static int stats_http(void *data, const struct wisp_http_request *req, const str
             get(&g_stats.opened), get(&g_stats.closed), get(&g_stats.throttled),
             get(&g_stats.unthrottled), get(&g_stats.dropped), get(&g_stats.max_buffered),
             get(&g_stats.shutdown_calls), get(&g_stats.released), (unsigned)g_port6);
+    jprintf(&b, ", \"tls_port\": %u", (unsigned)g_tls_port);
     /* by why: keyed by wisp_close_why_str(), and by the enum's number (closed_why_ids) */
     jprintf(&b, ", \"closed_by_why\": {");
     const char *sep = "";
@@ -695,12 +699,40 @@ static unsigned long parse_num(const char *opt, const char *s)
     return v;
 }
 
+/* TLS options (strings, so not in struct opts' numbers). */
+static const char *g_cert, *g_key, *g_client_ca, *g_sni_name, *g_sni_cert, *g_sni_key;
+static unsigned long g_require_client_cert, g_max_handshakes;
+
+static bool tls_arg(const char *a, const char *v)
+{
+    const char **slot = strcmp(a, "--cert") == 0        ? &g_cert
+                        : strcmp(a, "--key") == 0       ? &g_key
+                        : strcmp(a, "--client-ca") == 0 ? &g_client_ca
+                        : strcmp(a, "--sni-name") == 0  ? &g_sni_name
+                        : strcmp(a, "--sni-cert") == 0  ? &g_sni_cert
+                        : strcmp(a, "--sni-key") == 0   ? &g_sni_key
+                                                        : NULL;
+    if (slot)
+        *slot = v;
+    else if (strcmp(a, "--require-client-cert") == 0)
+        g_require_client_cert = parse_num(a, v);
+    else if (strcmp(a, "--max-handshakes") == 0)
+        g_max_handshakes = parse_num(a, v);
+    else
+        return false;
+    return true;
+}
+
 static void parse_args(int argc, char **argv, struct opts *o)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc)
             usage();
+        if (tls_arg(a, argv[i + 1])) {
+            i++;
+            continue;
+        }
         unsigned long v = parse_num(a, argv[++i]);
         if (strcmp(a, "--port") == 0 && v <= 65535)
             o->port = v;
@@ -880,6 +912,23 @@ int main(int argc, char **argv)
     /* A second listener on IPv6 loopback, where the system has it (its port is in /stats). */
     if (wisp_server_listen(srv, "::1", 0, &g_port6) < 0)
         g_port6 = 0;
+    /* With --cert/--key, a TLS listener too (its port is in /stats as tls_port). */
+    if (g_cert) {
+        struct wisp_tls_sni sni = {g_sni_name, g_sni_cert, g_sni_key};
+        struct wisp_tls_opts tls = {
+            .cert_file = g_cert,
+            .key_file = g_key,
+            .sni = g_sni_name ? &sni : NULL,
+            .num_sni = g_sni_name ? 1 : 0,
+            .client_ca_file = g_client_ca,
+            .require_client_cert = g_require_client_cert != 0,
+            .max_handshakes_per_worker = (uint32_t)g_max_handshakes,
+        };
+        if (wisp_server_listen_tls(srv, "127.0.0.1", 0, &tls, &g_tls_port) < 0) {
+            fprintf(stderr, "wisp-test-server: listen tls: %s\n", wisp_last_error());
+            goto fail;
+        }
+    }
     g_rt = rt;
     install_early_signals();
     printf("listening on 127.0.0.1:%u\n", (unsigned)port);

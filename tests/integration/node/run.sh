@@ -33,7 +33,7 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 scripts=("$@")
-[ ${#scripts[@]} -gt 0 ] || scripts=(cli echo control concurrency shutdown client)
+[ ${#scripts[@]} -gt 0 ] || scripts=(cli echo control concurrency shutdown client tls)
 passed=0
 failed=()
 for s in "${scripts[@]}"; do
