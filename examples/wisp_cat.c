@@ -6,6 +6,7 @@
  * fails or closes abnormally.
  *
  *     wisp-cat ws://127.0.0.1:9001/echo
+ *     wisp-cat --ca ca.pem wss://localhost:9443/echo
  *     printf 'hello\n' | wisp-cat --protocol chat ws://example.test/chat
  */
 #include <stdatomic.h>
@@ -82,11 +83,13 @@ static const struct wisp_handler cat_handler = {
 
 int main(int argc, char **argv)
 {
-    const char *protocol = NULL, *url = NULL;
+    const char *protocol = NULL, *url = NULL, *ca = NULL;
     unsigned long linger = 500;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--protocol") == 0 && i + 1 < argc)
             protocol = argv[++i];
+        else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc)
+            ca = argv[++i];
         else if (strcmp(argv[i], "--linger") == 0 && i + 1 < argc)
             linger = strtoul(argv[++i], NULL, 10);
         else if (!url && argv[i][0] != '-')
@@ -95,7 +98,7 @@ int main(int argc, char **argv)
             url = NULL, i = argc;
     }
     if (!url) {
-        fprintf(stderr, "usage: wisp-cat [--protocol NAME] [--linger MS] ws://HOST[:PORT]/PATH\n");
+        fprintf(stderr, "usage: wisp-cat [--protocol NAME] [--ca PEM] [--linger MS] ws[s]://HOST[:PORT]/PATH\n");
         return 2;
     }
     struct wisp_runtime_opts ro;
@@ -110,9 +113,11 @@ int main(int argc, char **argv)
     wisp_client_opts_init(&co, url, &cat_handler);
     co.protocols = protocol ? &protocol : NULL;
     co.num_protocols = protocol ? 1 : 0;
+    co.tls_ca_file = ca; /* wss://: trust this CA instead of the system's */
     int rc = wisp_rt_connect(g_rt, &co, &g_conn);
     if (rc < 0 || wisp_runtime_start(g_rt) < 0) {
-        fprintf(stderr, "wisp-cat: cannot connect to %s: %s\n", url, wisp_strerror(rc));
+        fprintf(stderr, "wisp-cat: cannot connect to %s: %s (%s)\n", url, wisp_strerror(rc),
+                wisp_last_error());
         wisp_runtime_free(g_rt);
         return 1;
     }

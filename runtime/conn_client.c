@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include <wisp/client.h>
+#include <wisp/version.h>
 
 #include "conn.h"
+#include "tls.h"
 
 /* A name being resolved on a short-lived thread of ours (getaddrinfo blocks; a worker must
  * not). Shared by the connection and that thread: whichever lets go last frees it. The
@@ -45,6 +47,8 @@ struct wispi_client {
     int (*on_request)(struct wisp_conn *c, void *state, struct wisp_ws_client_opts *req);
     int (*on_response)(struct wisp_conn *c, void *state, const struct wisp_http_response *resp);
     uint16_t port;
+    bool tls;                        /* wss:// */
+    struct wispi_tls_ctx *tls_ctx;   /* its context (verification settings) */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     struct resolve *resolving;
@@ -56,6 +60,9 @@ static void free_client(struct wispi_client *cl)
 {
     if (!cl)
         return;
+#if WISP_HAVE_TLS
+    wispi_tls_ctx_free(cl->tls_ctx);
+#endif
     free(cl->host);
     free(cl->host_header);
     free(cl->target);
@@ -114,14 +121,18 @@ static char *dup_n(const char *p, size_t n)
     return s;
 }
 
-/* ws://host[:port][/path][?query] into the client's fields. */
+/* ws[s]://host[:port][/path][?query] into the client's fields. */
 static int parse_url(struct wispi_client *cl, const char *url)
 {
-    if (strncmp(url, "wss://", 6) == 0)
-        return -EPROTONOSUPPORT;
-    if (strncmp(url, "ws://", 5) != 0)
+    const char *p;
+    if (strncmp(url, "wss://", 6) == 0) {
+        cl->tls = true;
+        p = url + 6;
+    } else if (strncmp(url, "ws://", 5) == 0) {
+        p = url + 5;
+    } else {
         return -EINVAL;
-    const char *p = url + 5;
+    }
     const char *host, *host_end, *after;
     if (*p == '[') {
         host = p + 1;
@@ -136,7 +147,7 @@ static int parse_url(struct wispi_client *cl, const char *url)
     }
     if (host_end == host)
         return -EINVAL;
-    unsigned long port = 80;
+    unsigned long port = cl->tls ? 443 : 80;
     if (*after == ':') {
         char *end;
         port = strtoul(after + 1, &end, 10);
@@ -195,6 +206,15 @@ static int make_client(struct wisp_runtime *rt, const struct wisp_client_opts *o
     int rc = parse_url(cl, o->url);
     if (rc == 0)
         rc = copy_opts(cl, o);
+#if WISP_HAVE_TLS
+    if (rc == 0 && cl->tls)
+        rc = wispi_tls_client_ctx_new(o->tls_ca_file, o->tls_insecure, &cl->tls_ctx);
+#else
+    if (rc == 0 && cl->tls) {
+        wispi_set_error("wisp was built without TLS: wss:// is not available");
+        rc = -ENOTSUP;
+    }
+#endif
     struct wisp_route r = o->limits;
     r.path = "/";
     r.handler = o->handler;
@@ -423,6 +443,15 @@ void wispi_client_connected(struct wisp_conn *c, int res)
         .headers = cl->headers,
         .num_headers = cl->num_headers,
     };
+#if WISP_HAVE_TLS
+    if (cl->tls_ctx) {
+        int rc = wispi_tls_client_start(c, cl->tls_ctx, cl->host);
+        if (rc < 0) {
+            wispi_client_fail(c, rc, "cannot start TLS");
+            return;
+        }
+    }
+#endif
     if (cl->on_request) {
         int rc = cl->on_request(c, c->state, &cl->req);
         if (rc < 0) {

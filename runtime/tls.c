@@ -13,6 +13,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "conn.h"
 #include "tls.h"
@@ -179,6 +180,35 @@ fail:
     return -EINVAL;
 }
 
+int wispi_tls_client_ctx_new(const char *ca_file, bool insecure, struct wispi_tls_ctx **out)
+{
+    struct wispi_tls_ctx *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->ctx = SSL_CTX_new(TLS_client_method());
+    if (!t->ctx) {
+        wispi_set_error("cannot create a TLS context: %s", ssl_error_text());
+        free(t);
+        return -ENOMEM;
+    }
+    SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(t->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(t->ctx);
+    if (ok != 1) {
+        wispi_set_error("cannot load the CA %s: %s", ca_file ? ca_file : "(system store)",
+                        ssl_error_text());
+        wispi_tls_ctx_free(t);
+        return -EINVAL;
+    }
+    SSL_CTX_set_verify(t->ctx, insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX_set_alpn_protos(t->ctx, alpn, sizeof alpn - 1);
+    t->max_handshakes = UINT32_MAX;
+    *out = t;
+    return 0;
+}
+
 /* ---- one connection --------------------------------------------------------------------- */
 
 __attribute__((format(printf, 2, 3))) static void log_line(struct wisp_conn *c,
@@ -202,7 +232,7 @@ static uint8_t *scratch(struct wispi_net *net)
     return net->tls_scratch;
 }
 
-int wispi_tls_conn_new(struct wisp_conn *c, struct wispi_tls_ctx *t)
+static int new_ssl(struct wisp_conn *c, struct wispi_tls_ctx *t, bool client)
 {
     if (c->net->tls_handshakes >= t->max_handshakes)
         return -EBUSY;
@@ -220,11 +250,40 @@ int wispi_tls_conn_new(struct wisp_conn *c, struct wispi_tls_ctx *t)
         return -ENOMEM;
     }
     SSL_set_bio(s->ssl, s->rbio, s->wbio); /* the SSL owns both now */
-    SSL_set_accept_state(s->ssl);
+    if (client)
+        SSL_set_connect_state(s->ssl);
+    else
+        SSL_set_accept_state(s->ssl);
     s->counted = true;
     c->net->tls_handshakes++;
     c->tls = s;
     return 0;
+}
+
+int wispi_tls_conn_new(struct wisp_conn *c, struct wispi_tls_ctx *t)
+{
+    return new_ssl(c, t, false);
+}
+
+static int drain_wbio(struct wisp_conn *c);
+
+int wispi_tls_client_start(struct wisp_conn *c, struct wispi_tls_ctx *t, const char *host)
+{
+    int rc = new_ssl(c, t, true);
+    if (rc < 0)
+        return rc;
+    SSL *ssl = c->tls->ssl;
+    struct in6_addr ip;
+    bool literal = inet_pton(AF_INET, host, &ip) == 1 || inet_pton(AF_INET6, host, &ip) == 1;
+    /* SNI for names only (RFC 6066); the certificate must match the name or the address. */
+    if ((!literal && SSL_set_tlsext_host_name(ssl, host) != 1) ||
+        (literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host)
+                 : SSL_set1_host(ssl, host)) != 1) {
+        wispi_tls_conn_free(c);
+        return -ENOMEM;
+    }
+    SSL_do_handshake(ssl); /* writes the ClientHello */
+    return drain_wbio(c);
 }
 
 static void uncount(struct wisp_conn *c)
@@ -274,8 +333,21 @@ static void tls_failed(struct wisp_conn *c, const char *what)
     } else if (c->peer.sin6_family == AF_INET6) {
         inet_ntop(AF_INET6, &c->peer.sin6_addr, addr, sizeof addr);
     }
-    log_line(c, "TLS with %s failed (%s): %s", addr, what, ssl_error_text());
+    long v = SSL_get_verify_result(c->tls->ssl);
+    char why[200];
+    if (v != X509_V_OK)
+        snprintf(why, sizeof why, "certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+    else
+        snprintf(why, sizeof why, "%s", ssl_error_text());
     drain_wbio(c); /* an alert, if OpenSSL wrote one */
+    if (c->client && c->phase < PH_OPEN) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "TLS %s with %s: %s", what, addr, why);
+        wispi_client_fail(c, -EPROTO, msg);
+        return;
+    }
+    log_line(c, "TLS with %s failed (%s): %s", addr, what, why);
     if (c->phase < PH_OPEN)
         wispi_conn_close_now(c);
     else

@@ -21,6 +21,11 @@ void wispi_tls_conn_free(struct wisp_conn *c);
  * connection). Handshake messages and alerts are queued for sending. */
 void wispi_tls_input(struct wisp_conn *c, const uint8_t *p, size_t len,
                      void (*feed)(struct wisp_conn *c, uint8_t *p, size_t len));
+/* A client-role context for wss://: the system's store or ca_file, or no verification. */
+int wispi_tls_client_ctx_new(const char *ca_file, bool insecure, struct wispi_tls_ctx **out);
+/* Start the client side of the handshake on a connected socket: SNI and host name checks
+ * for host. */
+int wispi_tls_client_start(struct wisp_conn *c, struct wispi_tls_ctx *t, const char *host);
 /* Encrypt the plain queue into the wire queue (before a flush). */
 int wispi_tls_encrypt(struct wisp_conn *c);
 /* Encrypt what is left and queue close_notify (a clean close). */

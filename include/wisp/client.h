@@ -11,8 +11,10 @@
  * fails before it opens (resolution, connect, a refused or invalid answer, the deadline)
  * reports on_error once with the reason and never calls on_open or on_closed.
  *
- * Only ws:// for now: wss:// (TLS) is not implemented yet and is refused with
- * -EPROTONOSUPPORT.
+ * wss:// uses TLS 1.2 or 1.3 with SNI, and verifies the server's certificate against the
+ * system's store (or tls_ca_file) with the host name checked, unless tls_insecure is set. A
+ * failed verification is reported through on_error with OpenSSL's reason ("certificate
+ * verify failed: Hostname mismatch", ...).
  */
 #ifndef WISP_CLIENT_H
 #define WISP_CLIENT_H
@@ -27,7 +29,7 @@ extern "C" {
  *  pointer is copied by wisp_connect() (handler and data are borrowed for the connection's
  *  life). */
 struct wisp_client_opts {
-    /** ws://host[:port][/path][?query]; host may be a name, an IPv4 address or [IPv6]. */
+    /** ws:// or wss://host[:port][/path][?query]; host: a name, an IPv4 address or [IPv6]. */
     const char *url;
     const struct wisp_handler *handler;
     /** Handed to the handler through wisp_conn_route_data(). */
@@ -52,9 +54,13 @@ struct wisp_client_opts {
     /** Limits, watermarks, send cap and overflow policy as for a server route (its path,
      *  protocols and on_http are ignored). Default: wisp_route_init()'s. */
     struct wisp_route limits;
-    /** Timeouts as for a server (handshake_timeout_ms covers resolution, connect and the
-     *  upgrade; idle, pong and close timeouts as documented there). */
+    /** Timeouts as for a server (handshake_timeout_ms covers resolution, connect, TLS and
+     *  the upgrade; idle, pong and close timeouts as documented there). */
     struct wisp_server_opts timeouts;
+    /** wss://: trust this PEM CA bundle instead of the system's store. */
+    const char *tls_ca_file;
+    /** wss://: do not verify the server's certificate at all (tests only). */
+    bool tls_insecure;
 };
 
 /** Fill *o with the defaults for url and handler (both borrowed until wisp_connect()).
@@ -66,7 +72,8 @@ WISP_API int wisp_client_opts_init(struct wisp_client_opts *o, const char *url,
  * Start a client connection actor. Returns at once; the outcome comes through the handler.
  * @param out  receives the connection actor's address (for wisp_conn_send_to and the like);
  *             may be NULL.
- * @return 0, or -EINVAL (bad options or URL), -EPROTONOSUPPORT (wss://), -ENOMEM,
+ * @return 0, or -EINVAL (bad options or URL, an unreadable tls_ca_file: wisp_last_error()
+ *         says which), -ENOTSUP (wss:// in a build without TLS), -ENOMEM,
  *         WISP_ECLOSED (runtime stopping).
  * wisp_connect from inside an actor, wisp_rt_connect from any thread.
  */

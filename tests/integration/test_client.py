@@ -164,6 +164,26 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("status 200", err)
 
+    def test_wss_against_python(self):
+        import shutil
+        import ssl
+        import tempfile
+        from test_tls import make_pki
+        if not shutil.which("openssl"):
+            self.skipTest("no openssl command")
+        d = tempfile.mkdtemp(prefix="wisp-client-tls-")
+        try:
+            make_pki(d)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(os.path.join(d, "srv.pem"), os.path.join(d, "srv.key"))
+            with PyServer(echo, ssl=ctx) as s:
+                rc, out, err = cat("wss://localhost:%d/" % s.port, ["secure", "z" * 50000],
+                                   "--ca", os.path.join(d, "ca.pem"))
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(out, ["secure", "z" * 50000])
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
     def test_against_wisp_server(self):
         srv = wisptest.Server(workers=2).start()
         try:

@@ -1,6 +1,8 @@
 """wss:// servers: Python websockets over TLS (echo, closes), SNI, client certificates,
 mismatches (plain HTTP or garbage on the TLS port) and a flood of stalled handshakes while
-established clients keep working. The certificates are made here with the openssl command."""
+established clients keep working; wisp's own client (examples/wisp-cat) over wss://, and its
+refusal of an untrusted CA or a wrong host. The certificates are made here with the openssl
+command."""
 
 import asyncio
 import os
@@ -121,6 +123,34 @@ class TLSTest(TLSTestBase):
             s.sendall(os.urandom(3000))
             wisptest.wait_eof(s, 5)
         self.test_echo_over_tls()
+
+    def cat(self, url, *args):
+        cat = os.environ.get("WISP_CAT")
+        if not cat:
+            self.skipTest("WISP_CAT not set")
+        p = subprocess.run([cat, *args, url], input=b"over wss\n", capture_output=True,
+                           timeout=20)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def test_wisp_client_over_wss(self):
+        ca = os.path.join(self.pki, "ca.pem")
+        for host in ("localhost", "127.0.0.1"):
+            rc, out, err = self.cat(self.url(host=host), "--ca", ca)
+            self.assertEqual((rc, out), (0, "over wss\n"), err)
+
+    def test_wisp_client_refuses_an_untrusted_ca(self):
+        rc, out, err = self.cat(self.url())  # the system store does not know our CA
+        self.assertEqual(rc, 1)
+        self.assertIn("certificate verify failed", err)
+
+    def test_wisp_client_refuses_a_wrong_host(self):
+        # The certificate names localhost and 127.0.0.1; the v4-mapped IPv6 form of the same
+        # address reaches the same listener but is not a name the certificate holds.
+        ca = os.path.join(self.pki, "ca.pem")
+        rc, out, err = self.cat("wss://[::ffff:127.0.0.1]:%d/echo" % self.tls_port, "--ca", ca)
+        self.assertEqual(rc, 1)
+        self.assertIn("certificate verify failed", err)
+        self.assertIn("mismatch", err)
 
     def test_untrusted_client_rejects_the_server(self):
         c = ssl.create_default_context()  # the system store: our CA is unknown there

@@ -1,10 +1,13 @@
 'use strict';
-// wss:// interop: Node's ws client against `wisp-echo --cert --key`, with a CA and a server
-// certificate made here by the openssl command. argv[2] is wisp-echo's path.
+// wss:// interop: Node's ws client against `wisp-echo --cert --key`, and wisp-cat (wisp's
+// client) against a Node ws server over https, with a CA and a server certificate made here by
+// the openssl command. argv[2] is wisp-echo's path (wisp-cat is in BUILD/examples).
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { execFileSync } = require('child_process');
+const https = require('https');
+const { execFileSync, spawn } = require('child_process');
+const { WebSocketServer } = require('ws');
 const { run, binaryArg, startServer, connect, expectEqual, within, next } = require('./lib');
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wisp-node-tls-'));
@@ -22,7 +25,32 @@ process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
 let srv;
 const open = (url, opts = {}) => connect(url, { ca, maxPayload: 0, ...opts });
 
+const cat = path.join(path.dirname(binaryArg()), '..', 'examples', 'wisp-cat');
+
 const checks = [
+  ['wisp-cat against a Node wss server', async () => {
+    const server = https.createServer({
+      key: fs.readFileSync(path.join(dir, 'srv.key')),
+      cert: fs.readFileSync(path.join(dir, 'srv.pem')),
+    });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`tls:${m}`)));
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    const r = await within(20000, 'wisp-cat', new Promise((resolve) => {
+      const p = spawn(cat, ['--ca', path.join(dir, 'ca.pem'),
+        `wss://localhost:${server.address().port}/`]);
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d) => { out += d; });
+      p.stderr.on('data', (d) => { err += d; });
+      p.on('close', (code) => resolve({ code, out, err }));
+      p.stdin.end('one\ntwo\n');
+    }));
+    wss.close();
+    server.close();
+    expectEqual(r.code, 0, `exit status (stderr: ${r.err})`);
+    expectEqual(r.out, 'tls:one\ntls:two\n', 'output');
+  }],
   ['start wisp-echo with TLS', async () => {
     srv = await startServer(binaryArg(),
       ['--cert', path.join(dir, 'srv.pem'), '--key', path.join(dir, 'srv.key')]);
