@@ -74,6 +74,27 @@ static void on_error(struct wisp_conn *c, void *st, int err, const char *what)
     wisp_runtime_stop(g_rt);
 }
 
+/* --header NAME:VALUE, added by the request hook (which may also compute headers late, e.g. a
+ * fresh token, since it runs right before the request is written). */
+static struct wisp_http_header g_headers[16];
+static size_t g_num_headers;
+
+static int add_headers(struct wisp_conn *c, void *st, struct wisp_ws_client_opts *req)
+{
+    req->headers = g_headers;
+    req->num_headers = g_num_headers;
+    return 0;
+}
+
+/* The server's answer: say which subprotocol it chose (on stderr, for scripts and tests). */
+static int show_answer(struct wisp_conn *c, void *st, const struct wisp_http_response *resp)
+{
+    const char *p = wisp_conn_protocol(c);
+    fprintf(stderr, "wisp-cat: connected (HTTP %d, subprotocol %s)\n", resp->status,
+            p ? p : "none");
+    return 0;
+}
+
 static const struct wisp_handler cat_handler = {
     .on_text = on_text,
     .on_binary = on_binary,
@@ -84,12 +105,22 @@ static const struct wisp_handler cat_handler = {
 int main(int argc, char **argv)
 {
     const char *protocol = NULL, *url = NULL, *ca = NULL;
-    unsigned long linger = 500;
+    unsigned long linger = 500, timeout_ms = 10000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--protocol") == 0 && i + 1 < argc)
             protocol = argv[++i];
         else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc)
             ca = argv[++i];
+        else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+            timeout_ms = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--header") == 0 && i + 1 < argc &&
+                 g_num_headers < sizeof g_headers / sizeof g_headers[0] &&
+                 strchr(argv[i + 1], ':')) {
+            const char *h = argv[++i], *colon = strchr(h, ':');
+            const char *v = colon + 1 + strspn(colon + 1, " ");
+            g_headers[g_num_headers++] = (struct wisp_http_header){h, (size_t)(colon - h), v,
+                                                                   strlen(v)};
+        }
         else if (strcmp(argv[i], "--linger") == 0 && i + 1 < argc)
             linger = strtoul(argv[++i], NULL, 10);
         else if (!url && argv[i][0] != '-')
@@ -98,7 +129,8 @@ int main(int argc, char **argv)
             url = NULL, i = argc;
     }
     if (!url) {
-        fprintf(stderr, "usage: wisp-cat [--protocol NAME] [--ca PEM] [--linger MS] ws[s]://HOST[:PORT]/PATH\n");
+        fprintf(stderr, "usage: wisp-cat [--protocol NAME] [--ca PEM] [--header NAME:VALUE]... "
+                        "[--timeout MS] [--linger MS] ws[s]://HOST[:PORT]/PATH\n");
         return 2;
     }
     struct wisp_runtime_opts ro;
@@ -114,6 +146,9 @@ int main(int argc, char **argv)
     co.protocols = protocol ? &protocol : NULL;
     co.num_protocols = protocol ? 1 : 0;
     co.tls_ca_file = ca; /* wss://: trust this CA instead of the system's */
+    co.timeouts.handshake_timeout_ms = (uint32_t)timeout_ms; /* connect, TLS and upgrade */
+    co.on_request = add_headers;
+    co.on_response = show_answer;
     int rc = wisp_rt_connect(g_rt, &co, &g_conn);
     if (rc < 0 || wisp_runtime_start(g_rt) < 0) {
         fprintf(stderr, "wisp-cat: cannot connect to %s: %s (%s)\n", url, wisp_strerror(rc),

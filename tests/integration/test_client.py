@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 import unittest
 
 import websockets
@@ -86,6 +87,44 @@ class ClientTest(unittest.TestCase):
             rc, out, err = cat("ws://127.0.0.1:%d/" % s.port, ["abcdefgh"])
             self.assertEqual(rc, 0, err)
             self.assertEqual(out, ["abcdefgh", "[binary 3 bytes]"])
+
+    def test_request_hook_headers_and_response_hook(self):
+        seen = {}
+
+        async def h(ws, path=None):
+            seen["auth"] = ws.request_headers.get("Authorization")
+            seen["x"] = ws.request_headers.get("X-Trace")
+            async for m in ws:
+                await ws.send(m)
+        with PyServer(h, subprotocols=["chat"]) as s:
+            rc, out, err = cat("ws://127.0.0.1:%d/" % s.port, ["h"], "--header",
+                               "Authorization: Bearer abc", "--header", "X-Trace:42",
+                               "--protocol", "chat")
+            self.assertEqual(rc, 0, err)
+        self.assertEqual(seen, {"auth": "Bearer abc", "x": "42"})
+        self.assertIn("connected (HTTP 101, subprotocol chat)", err)
+
+    def test_handshake_deadline(self):
+        # A server that accepts TCP and never answers the upgrade.
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        try:
+            t0 = time.monotonic()
+            rc, out, err = cat("ws://127.0.0.1:%d/" % port, ["x"], "--timeout", "700")
+            took = time.monotonic() - t0
+        finally:
+            srv.close()
+        self.assertEqual(rc, 1)
+        self.assertIn("did not open in time", err)
+        self.assertLess(took, 5)
+
+    def test_tls_client_to_a_plain_server(self):
+        with PyServer(echo) as s:
+            rc, out, err = cat("wss://127.0.0.1:%d/" % s.port, ["x"], "--timeout", "3000")
+        self.assertEqual(rc, 1)
+        self.assertIn("TLS", err)
 
     def test_subprotocol(self):
         seen = {}
