@@ -28,7 +28,7 @@
  * /echo), --idle-ms, --pong-ms, --handshake-ms, --close-ms, --max-conns, --max-head,
  * --shutdown-ms, --slow-ms, --slow-mailbox N; TLS: --cert FILE --key FILE [--sni-name NAME
  * --sni-cert FILE --sni-key FILE] [--client-ca FILE --require-client-cert 0|1]
- * [--max-handshakes N].
+ * [--max-handshakes N] [--tls12-only 1] (through the SSL_CTX configure hook).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 #include <wisp/wisp.h>
 #include <wisp/server.h>
@@ -701,7 +703,14 @@ static unsigned long parse_num(const char *opt, const char *s)
 
 /* TLS options (strings, so not in struct opts' numbers). */
 static const char *g_cert, *g_key, *g_client_ca, *g_sni_name, *g_sni_cert, *g_sni_key;
-static unsigned long g_require_client_cert, g_max_handshakes;
+static unsigned long g_require_client_cert, g_max_handshakes, g_tls12_only;
+
+/* The SSL_CTX hook (--tls12-only 1): cap the protocol at TLS 1.2. */
+static int tls12_only(void *ssl_ctx, void *arg)
+{
+    (void)arg;
+    return SSL_CTX_set_max_proto_version((SSL_CTX *)ssl_ctx, TLS1_2_VERSION) == 1 ? 0 : -1;
+}
 
 static bool tls_arg(const char *a, const char *v)
 {
@@ -718,6 +727,8 @@ static bool tls_arg(const char *a, const char *v)
         g_require_client_cert = parse_num(a, v);
     else if (strcmp(a, "--max-handshakes") == 0)
         g_max_handshakes = parse_num(a, v);
+    else if (strcmp(a, "--tls12-only") == 0)
+        g_tls12_only = parse_num(a, v);
     else
         return false;
     return true;
@@ -923,6 +934,7 @@ int main(int argc, char **argv)
             .client_ca_file = g_client_ca,
             .require_client_cert = g_require_client_cert != 0,
             .max_handshakes_per_worker = (uint32_t)g_max_handshakes,
+            .configure = g_tls12_only ? tls12_only : NULL,
         };
         if (wisp_server_listen_tls(srv, "127.0.0.1", 0, &tls, &g_tls_port) < 0) {
             fprintf(stderr, "wisp-test-server: listen tls: %s\n", wisp_last_error());

@@ -124,6 +124,26 @@ class TLSTest(TLSTestBase):
             wisptest.wait_eof(s, 5)
         self.test_echo_over_tls()
 
+    def test_clean_close_ends_with_close_notify(self):
+        c = self.ctx()
+        raw = socket.create_connection((HOST, self.tls_port), timeout=5)
+        s = c.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        try:
+            s.sendall(wisptest.upgrade_request("/echo", self.tls_port))
+            resp = wisptest.read_response(s, 5, upgrade=True)
+            self.assertEqual(resp.status, 101)
+            s.sendall(wisptest.close_frame(1000))
+            # Read to the end: a TCP close without close_notify raises SSLEOFError here.
+            got = resp.rest
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertEqual(got[:2], b"\x88\x02")  # the server's close frame, then EOF
+        finally:
+            s.close()
+
     def cat(self, url, *args):
         cat = os.environ.get("WISP_CAT")
         if not cat:
@@ -189,6 +209,12 @@ class TLSFloodTest(TLSTestBase):
         # Once the flood is gone, new clients get in again.
         self.test_new_client_after()
 
+    def test_stalled_handshake_closed_at_the_deadline(self):
+        # The handshake deadline (3 s here) covers TLS and the upgrade together.
+        with socket.create_connection((HOST, self.tls_port), timeout=10) as s:
+            took, _ = wisptest.wait_eof(s, 8)
+        self.assertGreater(took, 2)
+
     def test_new_client_after(self):
         async def go():
             async with websockets.connect(self.url(), ssl=self.ctx(), ping_interval=None,
@@ -204,6 +230,15 @@ class TLSFloodTest(TLSTestBase):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
+
+
+class ConfigureHookTest(TLSTestBase):
+    extra = ("--tls12-only", 1)
+
+    def test_configure_hook_capped_the_version(self):
+        with socket.create_connection((HOST, self.tls_port), timeout=5) as raw:
+            with self.ctx().wrap_socket(raw, server_hostname="localhost") as s:
+                self.assertEqual(s.version(), "TLSv1.2")
 
 
 class ClientCertTest(TLSTestBase):
