@@ -2,7 +2,8 @@
  *
  * Every connection is a small state machine driven by completions: connect, send the upgrade
  * request, read and check the answer, then (echo mode) keep --depth messages in flight and
- * verify every echoed byte, or (idle mode) just hold the connection. At the end each
+ * verify every echoed byte, (idle mode) just hold the connection, or (storm mode) close it
+ * as soon as the upgrade is accepted while the next ones are opened. At the end each
  * connection sends close 1000, waits for the peer's close and its FIN, and closes.
  *
  * At most one recv and one send are in flight per socket (io_uring.7: more may be reordered).
@@ -49,7 +50,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Options */
 
-enum mode { MODE_ECHO, MODE_IDLE };
+enum mode { MODE_ECHO, MODE_IDLE, MODE_STORM };
 
 static struct options {
     enum mode mode;
@@ -92,11 +93,16 @@ static void usage(FILE *f)
             "idle mode:\n"
             "  --idle N             open N connections, hold them, close them\n"
             "  --hold SECONDS       how long to hold them (10)\n"
-            "both:\n"
+            "storm mode:\n"
+            "  --storm N            open and upgrade N connections, each closed (close 1000)\n"
+            "                       right after its upgrade; --connect-batch of them at once\n"
+            "all modes:\n"
             "  --src A,B,...        IPv4 source addresses to bind, round-robin\n"
-            "  --connect-timeout S  limit for opening all connections (10)\n"
+            "  --connect-timeout S  limit for opening all connections (10; in storm mode\n"
+            "                       for the whole storm)\n"
             "  --close-timeout S    limit for the close handshakes (5)\n"
-            "  --connect-batch N    connection attempts in progress at once (512)\n");
+            "  --connect-batch N    connection attempts in progress at once (512; in storm\n"
+            "                       mode, connections not yet closed)\n");
 }
 
 static bool parse_double(const char *s, double *out)
@@ -209,7 +215,7 @@ static bool parse_src(const char *list)
 static bool parse_args(int argc, char **argv)
 {
     enum { O_URL = 256, O_CONNS, O_SIZE, O_TEXT, O_BINARY, O_DEPTH, O_DURATION, O_WARMUP,
-           O_IDLE, O_HOLD, O_SRC, O_CTIMEOUT, O_CLTIMEOUT, O_CBATCH, O_HELP };
+           O_IDLE, O_HOLD, O_STORM, O_SRC, O_CTIMEOUT, O_CLTIMEOUT, O_CBATCH, O_HELP };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, O_URL},
         {"conns", required_argument, NULL, O_CONNS},
@@ -221,6 +227,7 @@ static bool parse_args(int argc, char **argv)
         {"warmup", required_argument, NULL, O_WARMUP},
         {"idle", required_argument, NULL, O_IDLE},
         {"hold", required_argument, NULL, O_HOLD},
+        {"storm", required_argument, NULL, O_STORM},
         {"src", required_argument, NULL, O_SRC},
         {"connect-timeout", required_argument, NULL, O_CTIMEOUT},
         {"close-timeout", required_argument, NULL, O_CLTIMEOUT},
@@ -228,7 +235,7 @@ static bool parse_args(int argc, char **argv)
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    bool have_url = false;
+    bool have_url = false, have_idle = false, have_storm = false;
     unsigned long long u;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -246,6 +253,13 @@ static bool parse_args(int argc, char **argv)
             ok = parse_uint(optarg, 10000000, &u) && u > 0;
             opt.mode = MODE_IDLE;
             opt.conns = (unsigned)u;
+            have_idle = true;
+            break;
+        case O_STORM:
+            ok = parse_uint(optarg, 10000000, &u) && u > 0;
+            opt.mode = MODE_STORM;
+            opt.conns = (unsigned)u;
+            have_storm = true;
             break;
         case O_HOLD: ok = parse_double(optarg, &opt.hold); break;
         case O_SRC: ok = parse_src(optarg); break;
@@ -262,6 +276,10 @@ static bool parse_args(int argc, char **argv)
     }
     if (optind != argc || !have_url) {
         usage(stderr);
+        return false;
+    }
+    if (have_idle && have_storm) {
+        fprintf(stderr, "wisp-load: --idle and --storm are different modes; pick one\n");
         return false;
     }
     return true;
@@ -285,6 +303,7 @@ static uint64_t sec_to_ns(double s)
 static struct stats {
     uint64_t msgs, bytes;           /* echoes completed inside the measured window */
     uint64_t msgs_total;            /* all verified echoes */
+    uint64_t clean_ends;            /* connections that ended by the close handshake and FIN */
     uint64_t verify_errors;         /* wrong length, opcode, sequence, byte, or unsolicited */
     uint64_t connect_errors;        /* socket/bind/connect failures and connect timeouts */
     uint64_t handshake_errors;      /* refused or malformed upgrade answers */
@@ -295,7 +314,7 @@ static struct stats {
     uint64_t close_codes[17];       /* closes by code 1000..1016 */
     uint64_t close_other;           /* closes with another code */
     uint64_t pongs_dropped;
-    struct hist lat;
+    struct hist lat;                /* echo: round trips; storm: connect to upgrade accepted */
 } st;
 
 static unsigned err_logged;
@@ -338,7 +357,7 @@ enum cstate {
     C_IDLE,       /* not started yet */
     C_CONNECTING, /* connect in flight */
     C_HANDSHAKE,  /* request sent or sending, answer being read */
-    C_OPEN,       /* messages flowing (echo) or held (idle) */
+    C_OPEN,       /* messages flowing (echo) or held (idle); storm mode skips it */
     C_CLOSING,    /* our close 1000 queued or sent; waiting for the peer's */
     C_DRAIN,      /* close handshake done; waiting for the server's FIN */
     C_DONE,       /* no more I/O started; released once nothing is in flight */
@@ -365,6 +384,7 @@ struct conn {
     uint64_t rx_seq;    /* sequence number of the echo we expect next */
     uint64_t rx_off;    /* bytes of that echo verified so far */
     uint64_t *sent_ns;  /* send time by seq % depth */
+    uint64_t t_connect; /* when its connect was queued */
     char key[WISP_WS_KEY_LEN + 1];
 };
 
@@ -690,7 +710,9 @@ static void on_open(struct conn *c)
     c->state = C_OPEN;
     connecting--;
     opened++;
-    if (stopping) {
+    if (opt.mode == MODE_STORM)
+        hist_add(&st.lat, now_ns() - c->t_connect);
+    if (stopping || opt.mode == MODE_STORM) {
         c->state = C_CLOSING;
         queue_close(c, WISP_CLOSE_NORMAL);
         return;
@@ -762,6 +784,7 @@ static void on_recv(struct conn *c, int res)
     if (res <= 0) {
         if (c->state == C_DRAIN) {
             c->state = C_DONE; /* the server's FIN: a clean end */
+            st.clean_ends++;
             return;
         }
         if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
@@ -845,9 +868,16 @@ static bool conn_setup(struct conn *c)
     return true;
 }
 
+/* Connection attempts that count against --connect-batch: those still connecting or
+ * upgrading, and in storm mode also those closing (so the descriptors stay bounded too). */
+static unsigned in_progress(void)
+{
+    return opt.mode == MODE_STORM ? live : connecting;
+}
+
 static void start_next_connects(void)
 {
-    while (phase == P_CONNECT && next_to_start < opt.conns && connecting < opt.connect_batch) {
+    while (phase == P_CONNECT && next_to_start < opt.conns && in_progress() < opt.connect_batch) {
         struct conn *c = &conns[next_to_start++];
         c->id = (uint32_t)(c - conns);
         c->fd = -1;
@@ -860,6 +890,7 @@ static void start_next_connects(void)
             release(c);
             continue;
         }
+        c->t_connect = now_ns();
         struct io_uring_sqe *sqe = get_sqe();
         io_uring_prep_connect(sqe, c->fd, (const struct sockaddr *)&opt.dst, sizeof opt.dst);
         set_udata(sqe, c, OP_CONNECT);
@@ -909,8 +940,8 @@ static void advance(uint64_t now)
         case P_CONNECT:
             if (opened + failed_open == opt.conns) {
                 t_all_open = now;
-                if (opened == 0) {
-                    begin_close(now); /* nothing to measure or hold */
+                if (opened == 0 || opt.mode == MODE_STORM) {
+                    begin_close(now); /* nothing to measure or hold; storm: closes finish */
                 } else if (opt.mode == MODE_ECHO) {
                     phase = P_WARMUP;
                     phase_deadline = now + sec_to_ns(opt.warmup);
@@ -1013,10 +1044,13 @@ static void raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    unsigned need = opt.conns;
+    if (opt.mode == MODE_STORM && opt.connect_batch < need)
+        need = opt.connect_batch; /* storm mode never has more open at once */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (rlim_t)opt.conns + 16 > rl.rlim_cur)
-        fprintf(stderr, "wisp-load: warning: %u connections but RLIMIT_NOFILE is %llu\n",
-                opt.conns, (unsigned long long)rl.rlim_cur);
+        (rlim_t)need + 16 > rl.rlim_cur)
+        fprintf(stderr, "wisp-load: warning: %u connections at once but RLIMIT_NOFILE is %llu\n",
+                need, (unsigned long long)rl.rlim_cur);
 }
 
 static void setup_ring(void)
@@ -1091,6 +1125,25 @@ static void report(void)
                 bps / 1e6, us(hist_quantile(&st.lat, 0.50)), us(hist_quantile(&st.lat, 0.90)),
                 us(hist_quantile(&st.lat, 0.99)), us(hist_quantile(&st.lat, 0.999)),
                 us(st.lat.max), st.lat.count ? us(st.lat.sum / st.lat.count) : 0.0);
+    } else if (opt.mode == MODE_STORM) {
+        double rate = open_s > 0 ? (double)opened / open_s : 0;
+        double total_s = (double)(t_end - t_start) / 1e9;
+        printf("wisp-load mode=storm conns=%u open=%u storm_s=%.3f conns_per_s=%.0f "
+               "hs_p50_us=%.1f hs_p90_us=%.1f hs_p99_us=%.1f hs_max_us=%.1f total_s=%.3f "
+               "clean=%" PRIu64 " errors=%" PRIu64 " closes=%" PRIu64 "\n",
+               opt.conns, opened, open_s, rate, us(hist_quantile(&st.lat, 0.50)),
+               us(hist_quantile(&st.lat, 0.90)), us(hist_quantile(&st.lat, 0.99)),
+               us(st.lat.max), total_s, st.clean_ends, total_errors(), st.closes);
+        fprintf(stderr,
+                "\n  url            ws://%s%s (at most %u at once)\n"
+                "  connections    %u upgraded of %u in %.3f s (%.0f/s); all closed after %.3f s\n"
+                "  clean closes   %" PRIu64 " (close 1000 answered, then the server's FIN)\n"
+                "  upgrade (us)   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
+                opt.host, opt.target, opt.connect_batch, opened, opt.conns, open_s, rate,
+                total_s, st.clean_ends, us(hist_quantile(&st.lat, 0.50)),
+                us(hist_quantile(&st.lat, 0.90)), us(hist_quantile(&st.lat, 0.99)),
+                us(hist_quantile(&st.lat, 0.999)), us(st.lat.max),
+                st.lat.count ? us(st.lat.sum / st.lat.count) : 0.0);
     } else {
         double rate = open_s > 0 ? (double)opened / open_s : 0;
         printf("wisp-load mode=idle conns=%u open=%u open_s=%.3f conns_per_s=%.0f hold_s=%.1f "
