@@ -286,6 +286,10 @@ static void wait_for_work(struct wispi_worker *w)
 {
     if (!w->eventfd_armed)
         arm_eventfd(w);
+    /* Hand the kernel what this pass queued (sends above all) before spinning: the spin only
+     * watches the remote queue, and a reply must not wait for it. */
+    if (io_uring_sq_ready(w->ring))
+        io_uring_submit(w->ring);
     if (brief_spin(w))
         return;
     /* seq_cst store, then seq_cst loads of the queues: the Dekker handshake with producers
