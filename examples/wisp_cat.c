@@ -1,9 +1,9 @@
 /* wisp-cat: a command-line WebSocket client. Each line read from stdin is sent as a text
  * message; every message that comes back is printed on stdout (binary ones as
- * "[binary N bytes]"), one per line. At the end of stdin it waits until nothing has come
- * back for --linger milliseconds (default 500: answers to the last lines are still on their
- * way), closes with 1000 and exits 0 once the server answered; it exits 1 if the connection
- * fails or closes abnormally.
+ * "[binary N bytes]"), one per line. At the end of stdin it waits for --expect messages (by
+ * default as many as it sent lines: one answer each), or for the connection to end, or for
+ * --linger milliseconds without any message (default 10000), then closes with 1000 and exits
+ * 0 once the server answered; it exits 1 if the connection fails or closes abnormally.
  *
  *     wisp-cat ws://127.0.0.1:9001/echo
  *     wisp-cat --ca ca.pem wss://localhost:9443/echo
@@ -23,9 +23,10 @@ static wisp_addr g_conn;
 /* Written by the connection's callbacks, read by main after the runtime stopped (the
  * runtime's shutdown joins the workers, which orders these writes before main's reads). */
 static int g_status = 1;
-/* When the last message arrived (ms), and whether the connection is over. relaxed: main only
- * polls them to decide when to close; no other data is published through them. */
-static atomic_uint_fast64_t g_last_rx_ms;
+/* Messages received, when the last one arrived (ms), and whether the connection is over.
+ * relaxed: main only polls them to decide when to close; no other data is published through
+ * them. */
+static atomic_uint_fast64_t g_received, g_last_rx_ms;
 static atomic_bool g_over;
 
 static uint64_t now_ms(void)
@@ -37,6 +38,7 @@ static uint64_t now_ms(void)
 
 static void received(void)
 {
+    atomic_fetch_add_explicit(&g_received, 1, memory_order_relaxed);
     atomic_store_explicit(&g_last_rx_ms, now_ms(), memory_order_relaxed);
 }
 
@@ -105,7 +107,8 @@ static const struct wisp_handler cat_handler = {
 int main(int argc, char **argv)
 {
     const char *protocol = NULL, *url = NULL, *ca = NULL;
-    unsigned long linger = 500, timeout_ms = 10000;
+    unsigned long linger = 10000, timeout_ms = 10000;
+    long expect = -1; /* -1: as many messages as lines sent */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--protocol") == 0 && i + 1 < argc)
             protocol = argv[++i];
@@ -123,6 +126,8 @@ int main(int argc, char **argv)
         }
         else if (strcmp(argv[i], "--linger") == 0 && i + 1 < argc)
             linger = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc)
+            expect = strtol(argv[++i], NULL, 10);
         else if (!url && argv[i][0] != '-')
             url = argv[i];
         else
@@ -130,7 +135,7 @@ int main(int argc, char **argv)
     }
     if (!url) {
         fprintf(stderr, "usage: wisp-cat [--protocol NAME] [--ca PEM] [--header NAME:VALUE]... "
-                        "[--timeout MS] [--linger MS] ws[s]://HOST[:PORT]/PATH\n");
+                        "[--timeout MS] [--expect N] [--linger MS] ws[s]://HOST[:PORT]/PATH\n");
         return 2;
     }
     struct wisp_runtime_opts ro;
@@ -156,23 +161,26 @@ int main(int argc, char **argv)
         wisp_runtime_free(g_rt);
         return 1;
     }
-    /* Messages sent before the connection opened fail (WISP_ECLOSED inside the actor) and
-     * come back as drops only to actors: so this thread waits for nothing and lets the
-     * connection queue them once open. Lines are sent in order from this one thread. */
+    /* Lines sent before the connection opens are kept by it and sent after on_open, in order
+     * (they all come from this one thread). */
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
+    long sent = 0;
     while ((n = getline(&line, &cap, stdin)) >= 0) {
         if (n && line[n - 1] == '\n')
             n--;
         if (wisp_rt_conn_send_to(g_rt, g_conn, WISP_WS_OP_TEXT, line, (size_t)n) < 0)
             break;
+        sent++;
     }
     free(line);
-    received(); /* the linger counts from the end of stdin at least */
+    uint64_t want = (uint64_t)(expect >= 0 ? expect : sent);
+    atomic_store_explicit(&g_last_rx_ms, now_ms(), memory_order_relaxed); /* silence from now */
     while (!atomic_load_explicit(&g_over, memory_order_relaxed) &&
+           atomic_load_explicit(&g_received, memory_order_relaxed) < want &&
            now_ms() - atomic_load_explicit(&g_last_rx_ms, memory_order_relaxed) < linger)
-        usleep(20000);
+        usleep(10000);
     wisp_rt_conn_close_to(g_rt, g_conn, 1000, "bye");
     wisp_runtime_wait(g_rt);
     wisp_runtime_free(g_rt);

@@ -84,7 +84,7 @@ class ClientTest(unittest.TestCase):
                 await ws.send([m[:2], m[2:4], m[4:]])  # three fragments
                 await ws.send(b"\x00\x01\x02")
         with PyServer(h) as s:
-            rc, out, err = cat("ws://127.0.0.1:%d/" % s.port, ["abcdefgh"])
+            rc, out, err = cat("ws://127.0.0.1:%d/" % s.port, ["abcdefgh"], "--expect", "2")
             self.assertEqual(rc, 0, err)
             self.assertEqual(out, ["abcdefgh", "[binary 3 bytes]"])
 

@@ -2,6 +2,7 @@
 running out of file descriptors."""
 
 import asyncio
+import os
 import socket
 import time
 import unittest
@@ -100,7 +101,9 @@ class FdLimitTest(unittest.TestCase):
         try:
             for _ in range(80):
                 held.append(socket.create_connection((wisptest.HOST, srv.port), timeout=5))
-            time.sleep(0.5)
+            fds = "/proc/%d/fd" % srv.proc.pid
+            wisptest.wait_until(lambda: len(os.listdir(fds)) >= 48, 10, 0.05,
+                                "the server to use all 48 descriptors")
             # Out of descriptors: accepting pauses (backs off) instead of spinning.
             t0, c0 = time.monotonic(), cpu_seconds(srv.proc.pid)
             time.sleep(1.0)

@@ -45,7 +45,8 @@ const checks = [
       ws.send(s.slice(3), { fin: true });
       ws.send(Buffer.from([1, 2, 3, 4]), { binary: true });
     }));
-    const r = await within(20000, 'wisp-cat', runCat(`ws://127.0.0.1:${wss.address().port}/`, ['abcdef']));
+    const r = await within(20000, 'wisp-cat',
+      runCat(`ws://127.0.0.1:${wss.address().port}/`, ['abcdef'], ['--expect', '2']));
     wss.close();
     expectEqual(r.code, 0, `exit status (stderr: ${r.err})`);
     expectEqual(JSON.stringify(r.out), JSON.stringify(['abcdef', '[binary 4 bytes]']), 'output');
