@@ -394,7 +394,7 @@ static void from_actor(struct wisp_conn *c, const struct wisp_msg *msg)
         h->on_error(c, c->state, rc, "a message from another actor could not be sent");
 }
 
-void wispi_conn_replay_early(struct wisp_conn *c)
+static void replay_early(struct wisp_conn *c)
 {
     while (c->early) {
         struct wispi_early *e = c->early;
@@ -406,6 +406,18 @@ void wispi_conn_replay_early(struct wisp_conn *c)
         from_actor(c, &m);
         free(e);
     }
+}
+
+void wispi_conn_opened(struct wisp_conn *c)
+{
+    const struct wisp_handler *h = handler_of(c);
+    c->phase = PH_OPEN;
+    c->deadline_ms = 0;
+    c->opened = true; /* on_closed is owed from here on */
+    if (h->on_open)
+        h->on_open(c, c->state);
+    replay_early(c);
+    wispi_conn_owed_callbacks(c);
 }
 
 /* The connection never opened: whoever sent it something hears of the drop. */

@@ -147,8 +147,9 @@ struct wisp_server *wispi_client_server(struct wispi_client *cl);
 const struct wispi_route *wispi_client_route(struct wispi_client *cl);
 int wispi_conn_arg_client(struct wispi_client *cl, void *out, size_t cap);
 
-/* conn.c: replay what other actors sent before on_open. */
-void wispi_conn_replay_early(struct wisp_conn *c);
+/* conn.c: the upgrade succeeded (either role): open, on_open, then send what other actors
+ * sent before it. */
+void wispi_conn_opened(struct wisp_conn *c);
 
 /* conn_recv.c: the request head and the frames in. */
 void wispi_conn_feed_head(struct wisp_conn *c, uint8_t *p, size_t len);

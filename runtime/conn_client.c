@@ -111,16 +111,6 @@ int wisp_client_opts_init(struct wisp_client_opts *o, const char *url,
     return 0;
 }
 
-static char *dup_n(const char *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (s) {
-        memcpy(s, p, n);
-        s[n] = 0;
-    }
-    return s;
-}
-
 /* ws[s]://host[:port][/path][?query] into the client's fields. */
 static int parse_url(struct wispi_client *cl, const char *url)
 {
@@ -158,9 +148,9 @@ static int parse_url(struct wispi_client *cl, const char *url)
     if (*after && *after != '/' && *after != '?')
         return -EINVAL;
     size_t tlen = strcspn(after, "#");
-    cl->host = dup_n(host, (size_t)(host_end - host));
-    cl->host_header = dup_n(p, (size_t)(after - p));
-    cl->target = *after == '/' ? dup_n(after, tlen) : NULL;
+    cl->host = strndup(host, (size_t)(host_end - host));
+    cl->host_header = strndup(p, (size_t)(after - p));
+    cl->target = *after == '/' ? strndup(after, tlen) : NULL;
     if (!cl->target && (cl->target = malloc(tlen + 2))) {
         cl->target[0] = '/';
         memcpy(cl->target + 1, after, tlen);
@@ -186,7 +176,7 @@ static int copy_opts(struct wispi_client *cl, const struct wisp_client_opts *o)
             return o->headers ? -ENOMEM : -EINVAL;
         for (size_t i = 0; i < o->num_headers; i++, cl->num_headers++) {
             const struct wisp_http_header *h = &o->headers[i];
-            char *n = dup_n(h->name, h->name_len), *v = dup_n(h->value, h->value_len);
+            char *n = strndup(h->name, h->name_len), *v = strndup(h->value, h->value_len);
             cl->headers[i] = (struct wisp_http_header){n, h->name_len, v, h->value_len};
             if (!n || !v)
                 return -ENOMEM;
@@ -220,9 +210,7 @@ static int make_client(struct wisp_runtime *rt, const struct wisp_client_opts *o
     r.handler = o->handler;
     r.data = o->data;
     r.on_http = NULL;
-    if (rc == 0 && (r.send_low_watermark > r.send_high_watermark ||
-                    r.send_high_watermark > r.send_cap || !r.max_message_size ||
-                    r.max_message_size >= (1ull << 32)))
+    if (rc == 0 && !wispi_route_limits_ok(&r))
         rc = -EINVAL;
     if (rc < 0) {
         free_client(cl);
@@ -230,23 +218,8 @@ static int make_client(struct wisp_runtime *rt, const struct wisp_client_opts *o
     }
     cl->srv.rt = rt;
     cl->srv.opts = o->timeouts;
-    if (!cl->srv.opts.handshake_timeout_ms)
-        cl->srv.opts.handshake_timeout_ms = 10000;
-    if (!cl->srv.opts.close_timeout_ms)
-        cl->srv.opts.close_timeout_ms = 5000;
-    if (!cl->srv.opts.pong_timeout_ms)
-        cl->srv.opts.pong_timeout_ms = 10000;
-    if (!cl->srv.opts.max_request_head)
-        cl->srv.opts.max_request_head = WISP_HTTP_DEFAULT_MAX_HEAD_BYTES;
-    if (!cl->srv.opts.max_held_buffers)
-        cl->srv.opts.max_held_buffers = 16;
-    cl->route.r = r;
-    wisp_ws_config_init(&cl->route.cfg, WISP_WS_CLIENT);
-    cl->route.cfg.max_frame_size = r.max_frame_size;
-    cl->route.cfg.max_message_size = r.max_message_size;
-    cl->route.cfg.fragment_size = r.fragment_size;
-    if (o->handler->on_frame)
-        cl->route.cfg.flags |= WISP_WS_STREAM;
+    wispi_server_opts_fill(&cl->srv.opts);
+    wispi_route_set(&cl->route, &r, WISP_WS_CLIENT);
     cl->on_request = o->on_request;
     cl->on_response = o->on_response;
     *out = cl;
@@ -260,17 +233,7 @@ static int connect_common(struct wisp_runtime *rt, const struct wisp_client_opts
     int rc = make_client(rt, o, &cl);
     if (rc < 0)
         return rc;
-    /* The least-loaded worker, as for accepted connections. */
-    unsigned best = 0;
-    uint32_t best_n = UINT32_MAX;
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        /* relaxed: a placement hint */
-        uint32_t n = atomic_load_explicit(&rt->workers[i].conns, memory_order_relaxed);
-        if (n < best_n) {
-            best = i;
-            best_n = n;
-        }
-    }
+    unsigned best = (unsigned)wispi_pick_worker(rt, 0); /* no limit: never -1 */
     /* relaxed: counters (see listener.c) */
     atomic_fetch_add_explicit(&rt->workers[best].conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&cl->srv.conns, 1, memory_order_relaxed);
@@ -506,7 +469,7 @@ void wispi_client_feed_head(struct wisp_conn *c, uint8_t *p, size_t len)
         wispi_client_fail(c, rc < 0 ? rc : WISP_EHANDSHAKE, why);
         return;
     }
-    if (res.protocol && !(c->protocol = dup_n(res.protocol, res.protocol_len))) {
+    if (res.protocol && !(c->protocol = strndup(res.protocol, res.protocol_len))) {
         wispi_client_fail(c, -ENOMEM, "out of memory");
         return;
     }
@@ -518,15 +481,8 @@ void wispi_client_feed_head(struct wisp_conn *c, uint8_t *p, size_t len)
         wispi_client_fail(c, rc, "the response hook refused the answer");
         return;
     }
-    const struct wisp_handler *h = handler_of(c);
     c->path = strdup(cl->target);
-    c->phase = PH_OPEN;
-    c->deadline_ms = 0;
-    c->opened = true;
-    if (h->on_open)
-        h->on_open(c, c->state);
-    wispi_conn_replay_early(c);
-    wispi_conn_owed_callbacks(c);
+    wispi_conn_opened(c);
     /* Frames right behind the answer: in our copy, then the rest of this buffer. */
     size_t rest = c->head_len - (size_t)n;
     if (rest && c->phase == PH_OPEN)

@@ -234,13 +234,7 @@ static int open_ws(struct wisp_conn *c, const struct wispi_route *route,
         return 500;
     wispi_txq_commit(&c->txq, (size_t)n, true);
     wispi_sock_dirty(c->net, &c->sock);
-    c->phase = PH_OPEN;
-    c->deadline_ms = 0;
-    c->opened = true;
-    if (h->on_open)
-        h->on_open(c, c->state);
-    wispi_conn_replay_early(c);
-    wispi_conn_owed_callbacks(c);
+    wispi_conn_opened(c);
     return 0;
 }
 

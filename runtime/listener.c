@@ -50,24 +50,6 @@ static void refuse_busy(int fd)
     close(fd);
 }
 
-/* The worker with the fewest connections that is under its own limit, or -1. */
-static int pick_worker(struct wisp_runtime *rt, const struct wisp_server *srv)
-{
-    int best = -1;
-    uint32_t best_n = UINT32_MAX;
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        /* relaxed: a placement hint */
-        uint32_t n = atomic_load_explicit(&rt->workers[i].conns, memory_order_relaxed);
-        if (srv->opts.max_connections_per_worker && n >= srv->opts.max_connections_per_worker)
-            continue;
-        if (n < best_n) {
-            best = (int)i;
-            best_n = n;
-        }
-    }
-    return best;
-}
-
 static void hand_off(struct listener *l, int fd)
 {
     struct wisp_server *srv = l->srv;
@@ -78,7 +60,7 @@ static void hand_off(struct listener *l, int fd)
         refuse_busy(fd);
         return;
     }
-    int wi = pick_worker(rt, srv);
+    int wi = wispi_pick_worker(rt, srv->opts.max_connections_per_worker);
     if (wi < 0) {
         refuse_busy(fd);
         return;

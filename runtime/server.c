@@ -76,6 +76,22 @@ int wisp_server_opts_init(struct wisp_server_opts *o)
     return 0;
 }
 
+void wispi_server_opts_fill(struct wisp_server_opts *o)
+{
+    if (!o->max_request_head || o->max_request_head > 1024 * 1024)
+        o->max_request_head = WISP_HTTP_DEFAULT_MAX_HEAD_BYTES;
+    if (!o->max_held_buffers)
+        o->max_held_buffers = 16;
+    if (!o->close_timeout_ms)
+        o->close_timeout_ms = 5000;
+    if (!o->handshake_timeout_ms)
+        o->handshake_timeout_ms = 10000;
+    if (!o->pong_timeout_ms)
+        o->pong_timeout_ms = 10000;
+    if (o->backlog <= 0)
+        o->backlog = 1024;
+}
+
 int wisp_server_new(struct wisp_runtime *rt, const struct wisp_server_opts *opts,
                     struct wisp_server **out)
 {
@@ -89,18 +105,7 @@ int wisp_server_new(struct wisp_runtime *rt, const struct wisp_server_opts *opts
         s->opts = *opts;
     else
         wisp_server_opts_init(&s->opts);
-    if (!s->opts.max_request_head || s->opts.max_request_head > 1024 * 1024)
-        s->opts.max_request_head = WISP_HTTP_DEFAULT_MAX_HEAD_BYTES;
-    if (!s->opts.max_held_buffers)
-        s->opts.max_held_buffers = 16;
-    if (!s->opts.close_timeout_ms)
-        s->opts.close_timeout_ms = 5000;
-    if (!s->opts.handshake_timeout_ms)
-        s->opts.handshake_timeout_ms = 10000;
-    if (!s->opts.pong_timeout_ms)
-        s->opts.pong_timeout_ms = 10000;
-    if (s->opts.backlog <= 0)
-        s->opts.backlog = 1024;
+    wispi_server_opts_fill(&s->opts);
     s->max_conns = s->opts.max_connections;
     if (!s->max_conns) {
         struct rlimit rl;
@@ -112,17 +117,33 @@ int wisp_server_new(struct wisp_runtime *rt, const struct wisp_server_opts *opts
     return 0;
 }
 
+bool wispi_route_limits_ok(const struct wisp_route *r)
+{
+    if (r->send_low_watermark > r->send_high_watermark || r->send_high_watermark > r->send_cap)
+        return false;
+    if (!r->max_frame_size || !r->max_message_size || r->max_message_size >= (1ull << 32))
+        return false;
+    return r->overflow == WISP_OVERFLOW_CLOSE || r->overflow == WISP_OVERFLOW_DROP;
+}
+
+void wispi_route_set(struct wispi_route *nr, const struct wisp_route *r, enum wisp_ws_role role)
+{
+    nr->r = *r;
+    wisp_ws_config_init(&nr->cfg, role);
+    nr->cfg.max_frame_size = r->max_frame_size;
+    nr->cfg.max_message_size = r->max_message_size;
+    nr->cfg.fragment_size = r->fragment_size;
+    if (r->handler && r->handler->on_frame)
+        nr->cfg.flags |= WISP_WS_STREAM; /* the connection reassembles what the hook passed */
+}
+
 static bool route_ok(const struct wisp_route *r)
 {
     if (!r->path || (!r->handler && !r->on_http))
         return false;
     if (strcmp(r->path, "*") != 0 && r->path[0] != '/')
         return false;
-    if (r->send_low_watermark > r->send_high_watermark || r->send_high_watermark > r->send_cap)
-        return false;
-    if (!r->max_frame_size || !r->max_message_size || r->max_message_size >= (1ull << 32))
-        return false;
-    return r->overflow == WISP_OVERFLOW_CLOSE || r->overflow == WISP_OVERFLOW_DROP;
+    return wispi_route_limits_ok(r);
 }
 
 int wisp_server_route(struct wisp_server *s, const struct wisp_route *r)
@@ -140,14 +161,8 @@ int wisp_server_route(struct wisp_server *s, const struct wisp_route *r)
     nr->path = strdup(r->path);
     if (!nr->path)
         return -ENOMEM;
-    nr->r = *r;
+    wispi_route_set(nr, r, WISP_WS_SERVER);
     nr->r.path = nr->path;
-    wisp_ws_config_init(&nr->cfg, WISP_WS_SERVER);
-    nr->cfg.max_frame_size = r->max_frame_size;
-    nr->cfg.max_message_size = r->max_message_size;
-    nr->cfg.fragment_size = r->fragment_size;
-    if (r->handler && r->handler->on_frame)
-        nr->cfg.flags |= WISP_WS_STREAM;
     s->nroutes++;
     if (r->handler && r->handler->state_size > s->max_state)
         s->max_state = r->handler->state_size;
@@ -166,6 +181,23 @@ const struct wispi_route *wispi_route_find(const struct wisp_server *s, const ch
             return &s->routes[i];
     }
     return fallback;
+}
+
+int wispi_pick_worker(struct wisp_runtime *rt, uint32_t per_worker_max)
+{
+    int best = -1;
+    uint32_t best_n = UINT32_MAX;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        /* relaxed: a placement hint */
+        uint32_t n = atomic_load_explicit(&rt->workers[i].conns, memory_order_relaxed);
+        if (per_worker_max && n >= per_worker_max)
+            continue;
+        if (n < best_n) {
+            best = (int)i;
+            best_n = n;
+        }
+    }
+    return best;
 }
 
 /* Freeze the routes (the route table is read by every worker from now on). */

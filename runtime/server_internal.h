@@ -34,6 +34,16 @@ struct wisp_server {
     size_t ntls;
 };
 
+/* A route's limits are usable: watermarks in order under the cap, receive limits the engine
+ * takes, a known overflow policy. (Servers also check the path and handlers.) */
+bool wispi_route_limits_ok(const struct wisp_route *r);
+/* Copy r into nr and derive the engine settings for the role. */
+void wispi_route_set(struct wispi_route *nr, const struct wisp_route *r, enum wisp_ws_role role);
+/* Give every zero (or unusable) setting of o its default. */
+void wispi_server_opts_fill(struct wisp_server_opts *o);
+/* The worker with the fewest connections that is under per_worker_max (0: no limit), or -1. */
+int wispi_pick_worker(struct wisp_runtime *rt, uint32_t per_worker_max);
+
 /* The route serving path (len bytes), or NULL. */
 const struct wispi_route *wispi_route_find(const struct wisp_server *s, const char *path,
                                            size_t len);
