@@ -39,8 +39,10 @@ static void check_mailbox(struct wisp_conn *c)
     } else if (c->paused_mbox && pending <= a->limit / 2) {
         c->paused_mbox = false;
     }
-    if (c->paused_mbox || reading_wanted(c))
-        wispi_sock_dirty(c->net, &c->sock); /* re-check after the turn / re-arm */
+    /* Flush after the turn only if there is something to do: look at the mailbox again, or
+     * re-arm a receive that is not armed (an armed one needs nothing). */
+    if (c->paused_mbox || (!c->recv_armed && reading_wanted(c)))
+        wispi_sock_dirty(c->net, &c->sock);
 }
 
 static void deadlines(struct wisp_conn *c)
