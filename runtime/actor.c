@@ -430,6 +430,17 @@ int wispi_send_internal(struct wisp_runtime *rt, struct wispi_actor *sender, wis
     return wispi_send_chain(rt, sender, to, m, m, 1, false);
 }
 
+int wispi_send_owned_internal(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr to,
+                              uint32_t type, void *data, size_t len, wisp_release_fn release,
+                              void *arg)
+{
+    struct wispi_msg *m = wispi_msg_new_owned(type, data, len, release, arg);
+    if (!m)
+        return -ENOMEM; /* released by wispi_msg_new_owned */
+    m->from = sender ? sender->addr : WISP_ADDR_NONE;
+    return wispi_send_chain(rt, sender, to, m, m, 1, false);
+}
+
 /* ---- context queries ------------------------------------------------------------------------ */
 
 wisp_addr wisp_self(const struct wisp_ctx *ctx)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "internal.h"
 #include "tls.h"
 
 struct conn_arg {
@@ -58,6 +59,7 @@ static void deadlines(struct wisp_conn *c)
                 wispi_client_fail(c, -ETIMEDOUT, "the connection did not open in time");
                 return;
             }
+            CONN_STAT(c, handshake_failures, 1);
             wispi_conn_close_now(c); /* slowloris */
             return;
         case PH_HTTP:
@@ -155,8 +157,10 @@ static void conn_cqe(struct wispi_net *net, struct wispi_sock *s, unsigned tag, 
         if (!(flags & IORING_CQE_F_MORE)) {
             c->recv_armed = false;
             c->recv_cancelled = false;
-            if (res == -ENOBUFS)
+            if (res == -ENOBUFS) {
                 c->recv_parked = true;
+                wispi_stat_add(&net->w->recv_buffer_waits, 1);
+            }
             else if (res == 0)
                 c->eof = true;
             else if (res < 0 && res != -ECANCELED)
@@ -256,6 +260,7 @@ static void conn_teardown(struct wispi_sock *s)
         while ((bid = wispi_rxq_pop(c->net, &c->rxq, &len)) != WISPI_NO_BUF)
             wispi_buf_return(c->net, bid);
     }
+    wispi_conn_leave_all(c);
     wispi_txq_free(c->net, &c->txq);
     wispi_txq_free(c->net, &c->ctxq);
     wispi_tls_conn_free(c);
@@ -416,6 +421,8 @@ void wispi_conn_opened(struct wisp_conn *c)
     c->phase = PH_OPEN;
     c->deadline_ms = 0;
     c->opened = true; /* on_closed is owed from here on */
+    CONN_STAT(c, opened, 1);
+    wispi_conn_join_route(c);
     if (h->on_open)
         h->on_open(c, c->state);
     replay_early(c);
@@ -465,6 +472,9 @@ static void conn_receive(struct wisp_ctx *ctx, void *state, const struct wisp_ms
             wispi_client_resolved(c, rc);
         }
         break;
+    case WISPI_MSG_FRAME:
+        wispi_conn_frame_msg(c, (struct wispi_frame *)(uintptr_t)msg->data);
+        break;
     case WISPI_MSG_SEND_TEXT:
     case WISPI_MSG_SEND_BINARY:
     case WISPI_MSG_CLOSE:
@@ -496,8 +506,11 @@ static void conn_terminate(struct wisp_ctx *ctx, void *state, struct wisp_exit r
         if (c->phase < PH_DRAIN && c->opened)
             wispi_conn_record(c, WISP_CLOSE_ABNORMAL, NULL, 0, WISP_CLOSED_BY_LIBRARY, WISP_WHY_SHUTDOWN);
         c->phase = PH_DRAIN; /* so wispi_conn_finish() below does not run again */
+        wispi_conn_leave_all(c);
         if (c->opened) {
             c->opened = false;
+            if (conn_stats(c))
+                wispi_stat_close(conn_stats(c), c->info.code);
             const struct wisp_handler *h = handler_of(c);
             if (h && h->on_closed)
                 h->on_closed(c, c->state, &c->info);
@@ -512,6 +525,11 @@ static void conn_terminate(struct wisp_ctx *ctx, void *state, struct wisp_exit r
         c->client = NULL;
     }
     c->sock.actor = NULL; /* no more notifications; the socket still holds our memory */
+}
+
+bool wispi_actor_is_conn(const struct wispi_actor *a)
+{
+    return a->def && a->def->receive == conn_receive;
 }
 
 void wispi_conn_def_init(struct wisp_actor_def *def, size_t state_size)

@@ -20,6 +20,7 @@
 #define WISP_RUNTIME_CONN_H
 
 #include "conn_tx.h"
+#include "pubsub.h"
 #include "server_internal.h"
 
 /* A send or close another actor asked for before the connection opened (replayed after
@@ -80,6 +81,13 @@ struct wisp_conn {
     size_t early_bytes;
     int connect_res;      /* client: the connect's result, once connect_done */
     bool connect_done;
+    bool plain_http;      /* the request was plain HTTP, not an upgrade */
+    bool in_route_group;  /* route_sub is in the route's group (broadcast/emit) */
+    uint32_t nsubs;
+    uint32_t frames_queued; /* shared frames on their way through the mailbox: until they
+                               are handled, later ones must follow them there (order) */
+    struct wispi_sub *subs; /* topic subscriptions (conn_pubsub.c) */
+    struct wispi_sub route_sub;
     _Alignas(16) unsigned char state[];
 };
 
@@ -105,6 +113,19 @@ static inline bool conn_tx_idle(const struct wisp_conn *c)
     return !c->txq.sending && !c->txq.head && !c->txq.ctrl_head && !c->ctxq.sending &&
            !c->ctxq.head;
 }
+
+/* This connection's counters on its worker; NULL for a client connection. */
+static inline struct wispi_srv_stats *conn_stats(const struct wisp_conn *c)
+{
+    return c->srv->stats ? &c->srv->stats[c->net->w->index] : NULL;
+}
+
+#define CONN_STAT(c, field, n)                                                                 \
+    do {                                                                                       \
+        struct wispi_srv_stats *st_ = conn_stats(c);                                           \
+        if (st_)                                                                               \
+            wispi_stat_add(&st_->field, (n));                                                  \
+    } while (0)
 
 static inline uint64_t now_ms(const struct wisp_conn *c)
 {
@@ -133,6 +154,12 @@ int wispi_conn_send_message(struct wisp_conn *c, enum wisp_ws_opcode op, const v
 int wispi_conn_send_control(struct wisp_conn *c, enum wisp_ws_opcode op, const void *data,
                             size_t len);
 int wispi_conn_local_close(struct wisp_conn *c, uint16_t code, const char *reason, size_t len);
+/* A shared frame, in the connection's turn: the full send path (room check and overflow
+ * policy, watermarks, hooks). Returns as wisp_conn_send_text. */
+int wispi_conn_send_shared(struct wisp_conn *c, struct wispi_frame *f);
+/* Outside the turn: queue a shared frame if that needs no decision (a one-piece frame, server
+ * role, no send hook, staying under the high watermark). False: take the mailbox. */
+bool wispi_conn_try_shared(struct wisp_conn *c, struct wispi_frame *f);
 void wispi_conn_free_extra(struct wisp_conn *c);
 
 /* conn_client.c: client connections before they open. */

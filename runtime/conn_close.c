@@ -34,6 +34,8 @@ void wispi_conn_reject(struct wisp_conn *c, int status)
     char buf[512];
     if (status < 400 || status > 599)
         status = 500;
+    if (!c->plain_http && !c->client)
+        CONN_STAT(c, handshake_failures, 1);
     ssize_t n = wisp_http_reject(status, buf, sizeof buf);
     wispi_conn_answer_and_close(c, buf, n > 0 ? (size_t)n : 0);
 }
@@ -113,8 +115,11 @@ void wispi_conn_finish(struct wisp_conn *c, bool drain)
         return;
     c->phase = PH_DRAIN;
     wispi_conn_stop_reading(c);
+    wispi_conn_leave_all(c); /* nobody publishes to a closed connection */
     if (c->opened) {
         c->opened = false;
+        if (conn_stats(c))
+            wispi_stat_close(conn_stats(c), c->info.code);
         const struct wisp_handler *h = handler_of(c);
         if (h && h->on_closed)
             h->on_closed(c, c->state, &c->info);

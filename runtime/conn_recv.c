@@ -10,6 +10,8 @@
 static void deliver(struct wisp_conn *c, enum wisp_ws_opcode op, const uint8_t *data, size_t len)
 {
     const struct wisp_handler *h = handler_of(c);
+    CONN_STAT(c, messages_in, 1);
+    CONN_STAT(c, bytes_in, len);
     if (op == WISP_WS_OP_TEXT) {
         if (h->on_text)
             h->on_text(c, c->state, (const char *)data, len);
@@ -150,6 +152,8 @@ void wispi_conn_feed_ws(struct wisp_conn *c, uint8_t *p, size_t len)
 static void plain_http(struct wisp_conn *c, const struct wispi_route *route,
                        const struct wisp_http_request *req)
 {
+    c->plain_http = true;
+    CONN_STAT(c, http_requests, 1);
     if (!route) {
         wispi_conn_reject(c, 404);
         return;

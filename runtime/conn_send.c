@@ -10,8 +10,10 @@ static int check_room(struct wisp_conn *c, size_t need)
     const struct wisp_route *r = &c->route->r;
     if (conn_buffered(c) + need <= r->send_cap)
         return 0;
-    if (r->overflow == WISP_OVERFLOW_DROP)
+    if (r->overflow == WISP_OVERFLOW_DROP) {
+        CONN_STAT(c, dropped, 1);
         return WISP_EFULL;
+    }
     wispi_conn_library_close(c, WISP_CLOSE_POLICY, WISP_WHY_BACKPRESSURE, "send buffer full");
     return WISP_ECLOSED;
 }
@@ -23,6 +25,7 @@ static int after_queued(struct wisp_conn *c)
         if (!c->throttled) {
             c->throttled = true;
             c->cb_throttled = true;
+            CONN_STAT(c, throttled, 1);
         }
         return WISP_SEND_PRESSURE;
     }
@@ -92,6 +95,8 @@ int wispi_conn_send_message(struct wisp_conn *c, enum wisp_ws_opcode op, const v
         wispi_conn_library_close(c, WISP_CLOSE_INTERNAL_ERROR, WISP_WHY_NO_MEMORY, "out of memory");
         return rc;
     }
+    CONN_STAT(c, messages_out, 1);
+    CONN_STAT(c, bytes_out, f.len);
     return after_queued(c);
 }
 
@@ -162,6 +167,8 @@ int wisp_conn_send_ref(struct wisp_conn *c, enum wisp_ws_opcode op, const void *
     } while (off < len);
     if (!len && release)
         release((void *)(uintptr_t)data, len, arg); /* nothing refers to it: done already */
+    CONN_STAT(c, messages_out, 1);
+    CONN_STAT(c, bytes_out, len);
     return after_queued(c);
 partial:
     if (release)
@@ -172,6 +179,61 @@ fail:
     if (release)
         release((void *)(uintptr_t)data, len, arg);
     return rc;
+}
+
+/* ---- shared frames (pub/sub, broadcast) ------------------------------------------------------ */
+
+bool wispi_conn_try_shared(struct wisp_conn *c, struct wispi_frame *f)
+{
+    const struct wisp_handler *h = handler_of(c);
+    if (c->client || f->nfrag != 1 || (h && h->on_send_frame) ||
+        conn_buffered(c) + f->wire_len >= c->route->r.send_high_watermark)
+        return false;
+    wispi_frame_ref(f);
+    if (wispi_txq_ref(&c->txq, f->wire, f->wire_len, true, wispi_frame_release, f, 0,
+                      c->srv->rt) < 0)
+        return false; /* released; the mailbox path will try again (and report) */
+    wispi_sock_dirty(c->net, &c->sock);
+    CONN_STAT(c, messages_out, 1);
+    CONN_STAT(c, bytes_out, f->len);
+    return true;
+}
+
+int wispi_conn_send_shared(struct wisp_conn *c, struct wispi_frame *f)
+{
+    if (c->phase != PH_OPEN)
+        return WISP_ECLOSED;
+    const struct wisp_handler *h = handler_of(c);
+    if (c->client || (h && h->on_send_frame)) {
+        /* A client masks every frame, and a hook may change the payload: neither can use
+         * the shared bytes, so this connection frames its own copy. */
+        uint8_t *p = malloc(f->len ? f->len : 1);
+        if (!p)
+            return -ENOMEM;
+        wispi_frame_payload(f, p);
+        int rc = wispi_conn_send_message(c, (enum wisp_ws_opcode)f->op, p, f->len);
+        free(p);
+        return rc;
+    }
+    int rc = check_room(c, f->wire_len);
+    if (rc)
+        return rc;
+    size_t start = 0;
+    for (uint32_t i = 0; i < f->nfrag; i++) {
+        wispi_frame_ref(f);
+        rc = wispi_txq_ref(&c->txq, f->wire + start, f->frag_end[i] - start, true,
+                           wispi_frame_release, f, 0, c->srv->rt);
+        if (rc < 0) {
+            if (i) /* part of a fragmented message is queued: the stream cannot go on */
+                wispi_conn_library_close(c, WISP_CLOSE_INTERNAL_ERROR, WISP_WHY_NO_MEMORY,
+                                         "out of memory");
+            return rc;
+        }
+        start = f->frag_end[i];
+    }
+    CONN_STAT(c, messages_out, 1);
+    CONN_STAT(c, bytes_out, f->len);
+    return after_queued(c);
 }
 
 int wispi_conn_send_control(struct wisp_conn *c, enum wisp_ws_opcode op, const void *data,

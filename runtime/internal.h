@@ -265,6 +265,9 @@ struct wispi_worker {
     /* Connections homed here, for placing new ones; written by this worker, read by the
      * listener's worker. */
     _Atomic uint32_t conns;
+    /* Receives that found the buffer ring empty. Written by this worker only (load + store),
+     * read by wisp_runtime_stats: relaxed, a statistic. */
+    _Atomic uint64_t recv_buffer_waits;
 };
 
 /* The worker whose thread is calling, or NULL (outside threads). */
@@ -322,6 +325,7 @@ struct wispi_slot {
     uint32_t next_free; /* free-list link, under slot_lock */
 };
 
+struct wispi_pubsub;
 struct wisp_runtime {
     struct wisp_runtime_opts opts;
     unsigned nworkers;
@@ -348,6 +352,7 @@ struct wisp_runtime {
     /* Name-resolution threads of client connections still running (conn_client.c): the
      * runtime is not freed under them. */
     _Atomic unsigned resolvers;
+    struct wispi_pubsub *pubsub; /* topics and delivery actors (pubsub.c) */
 };
 
 /* Clock in milliseconds: virtual in deterministic mode, CLOCK_MONOTONIC otherwise. */

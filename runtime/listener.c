@@ -54,14 +54,18 @@ static void hand_off(struct listener *l, int fd)
 {
     struct wisp_server *srv = l->srv;
     struct wisp_runtime *rt = srv->rt;
+    struct wispi_srv_stats *st = &srv->stats[wispi_current_worker()->index];
+    wispi_stat_add(&st->accepted, 1);
     /* relaxed: the limit is a bound on resources, checked by this thread only; connections
      * ending on other workers may make it briefly stricter than needed, never looser. */
     if (atomic_load_explicit(&srv->conns, memory_order_relaxed) >= srv->max_conns) {
+        wispi_stat_add(&st->refused, 1);
         refuse_busy(fd);
         return;
     }
     int wi = wispi_pick_worker(rt, srv->opts.max_connections_per_worker);
     if (wi < 0) {
+        wispi_stat_add(&st->refused, 1);
         refuse_busy(fd);
         return;
     }

@@ -186,6 +186,12 @@ int wispi_spawn_internal(struct wisp_runtime *rt, const struct wisp_actor_def *d
 int wispi_send_internal(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr to,
                         uint32_t type, const void *data, size_t len);
 
+/* The same with an owned payload: release(data, len, arg) runs once it is no longer needed,
+ * also when the send fails (before this returns). */
+int wispi_send_owned_internal(struct wisp_runtime *rt, struct wispi_actor *sender, wisp_addr to,
+                              uint32_t type, void *data, size_t len, wisp_release_fn release,
+                              void *arg);
+
 /* Internal message types (never seen by applications). */
 #define WISPI_MSG_SHUTDOWN 0xFFFF0100u  /* SYS_SHUTDOWN for actors with ACTOR_TRAP_SHUTDOWN */
 #define WISPI_MSG_SEND_TEXT 0xFFFF0101u /* wisp_conn_send_to: payload is the message */

@@ -22,6 +22,8 @@
 
 #include "internal.h"
 #include "net.h"
+#include "pubsub.h"
+#include "server_internal.h"
 
 static _Thread_local char last_error[256];
 
@@ -175,7 +177,7 @@ int wisp_runtime_new(const struct wisp_runtime_opts *opts, struct wisp_runtime *
     wispi_registry_init(&rt->registry);
     atomic_init(&rt->next_ref, 1);
     rt->workers = calloc(o.workers, sizeof *rt->workers);
-    if (!rt->workers) {
+    if (!rt->workers || wispi_pubsub_new(rt) < 0) {
         wisp_runtime_free(rt);
         wispi_set_error("out of memory");
         return -ENOMEM;
@@ -433,6 +435,7 @@ void wisp_runtime_free(struct wisp_runtime *rt)
         wispi_net_destroy(&rt->workers[i]);
     }
     wispi_actor_table_destroy(rt);
+    wispi_pubsub_destroy(rt); /* after the sockets and actors, whose frames refer to topics */
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++)
         wispi_worker_destroy(&rt->workers[i]);
     free(rt->workers);
@@ -451,4 +454,34 @@ unsigned wisp_runtime_workers(const struct wisp_runtime *rt)
 size_t wisp_runtime_actor_count(const struct wisp_runtime *rt)
 {
     return atomic_load_explicit(&rt->live, memory_order_relaxed);
+}
+
+static void count_mailbox(struct wispi_actor *a, void *arg)
+{
+    struct wisp_runtime_stats *st = arg;
+    /* relaxed: a snapshot for monitoring */
+    uint64_t n = atomic_load_explicit(&a->pending, memory_order_relaxed);
+    st->mailbox_messages += n;
+    if (n > st->mailbox_max)
+        st->mailbox_max = n;
+}
+
+int wisp_runtime_stats(struct wisp_runtime *rt, struct wisp_runtime_stats *out)
+{
+    if (!rt || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->actors = atomic_load_explicit(&rt->live, memory_order_relaxed); /* relaxed: a count */
+    wispi_actor_for_each(rt, count_mailbox, out);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct wispi_worker *w = &rt->workers[i];
+        /* The kernel bumps the overflow count; we only read it (relaxed: a statistic). The
+         * ring pointer was set before the workers started (ordered by the start handshake). */
+        if (w->ring && w->ring->cq.koverflow)
+            out->ring_overflows += __atomic_load_n(w->ring->cq.koverflow, __ATOMIC_RELAXED);
+        out->recv_buffer_waits +=
+            atomic_load_explicit(&w->recv_buffer_waits, memory_order_relaxed);
+    }
+    wispi_pubsub_stats(rt, &out->published, &out->topics);
+    return 0;
 }

@@ -11,6 +11,7 @@
 
 #include <wisp/version.h>
 
+#include "pubsub.h"
 #include "server_internal.h"
 #include "tls.h"
 
@@ -113,6 +114,13 @@ int wisp_server_new(struct wisp_runtime *rt, const struct wisp_server_opts *opts
         s->max_conns = lim > 64 + 1 ? (uint32_t)(lim > UINT32_MAX ? UINT32_MAX : lim) - 64 : 1;
     }
     wispi_conn_def_init(&s->conn_def, 0);
+    s->stats = aligned_alloc(_Alignof(struct wispi_srv_stats),
+                             rt->nworkers * sizeof *s->stats);
+    if (!s->stats) {
+        free(s);
+        return -ENOMEM;
+    }
+    memset(s->stats, 0, rt->nworkers * sizeof *s->stats);
     *out = s;
     return 0;
 }
@@ -143,6 +151,9 @@ static bool route_ok(const struct wisp_route *r)
         return false;
     if (strcmp(r->path, "*") != 0 && r->path[0] != '/')
         return false;
+    const char *star = strchr(r->path, '*');
+    if (star && star != r->path && (star[1] || star[-1] != '/'))
+        return false; /* a star only as the whole path or after a final slash */
     return wispi_route_limits_ok(r);
 }
 
@@ -159,8 +170,12 @@ int wisp_server_route(struct wisp_server *s, const struct wisp_route *r)
     s->routes = v;
     struct wispi_route *nr = &v[s->nroutes];
     nr->path = strdup(r->path);
-    if (!nr->path)
+    nr->group = malloc(sizeof *nr->group);
+    if (!nr->path || !nr->group || wispi_group_init(nr->group, s->rt->nworkers) < 0) {
+        free(nr->path);
+        free(nr->group);
         return -ENOMEM;
+    }
     wispi_route_set(nr, r, WISP_WS_SERVER);
     nr->r.path = nr->path;
     s->nroutes++;
@@ -172,15 +187,26 @@ int wisp_server_route(struct wisp_server *s, const struct wisp_route *r)
 const struct wispi_route *wispi_route_find(const struct wisp_server *s, const char *path,
                                            size_t len)
 {
-    const struct wispi_route *fallback = NULL;
+    const struct wispi_route *fallback = NULL, *prefix = NULL;
+    size_t prefix_len = 0;
     for (size_t i = 0; i < s->nroutes; i++) {
         const char *p = s->routes[i].path;
+        size_t n = strlen(p);
         if (p[0] == '*')
             fallback = &s->routes[i];
-        else if (strlen(p) == len && memcmp(p, path, len) == 0)
+        else if (p[n - 1] == '*') {
+            /* a prefix route ("/files/" and a star) takes "/files/..." and "/files" */
+            size_t base = n - 1;
+            bool under = len >= base && memcmp(p, path, base) == 0;
+            bool bare = len == base - 1 && memcmp(p, path, len) == 0;
+            if ((under || bare) && base > prefix_len) {
+                prefix = &s->routes[i];
+                prefix_len = base;
+            }
+        } else if (n == len && memcmp(p, path, len) == 0)
             return &s->routes[i];
     }
-    return fallback;
+    return prefix ? prefix : fallback;
 }
 
 int wispi_pick_worker(struct wisp_runtime *rt, uint32_t per_worker_max)
@@ -318,15 +344,61 @@ void wisp_server_free(struct wisp_server *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->nroutes; i++)
+    for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].path);
+        if (s->routes[i].group)
+            wispi_group_free(s->routes[i].group);
+        free(s->routes[i].group);
+    }
     free(s->routes);
+    free(s->stats);
 #if WISP_HAVE_TLS
     for (size_t i = 0; i < s->ntls; i++)
         wispi_tls_ctx_free(s->tls[i]);
 #endif
     free(s->tls);
     free(s);
+}
+
+/* ---- statistics --------------------------------------------------------------------------- */
+
+void wispi_stat_close(struct wispi_srv_stats *st, uint16_t code)
+{
+    static const uint16_t codes[WISP_STATS_CLOSE_CODES] = WISP_STATS_CLOSE_CODE_LIST;
+    size_t i = 0;
+    if (code >= 4000 && code <= 4999)
+        code = 4000;
+    while (i + 1 < WISP_STATS_CLOSE_CODES && codes[i] != code)
+        i++;
+    wispi_stat_add(&st->closes[i], 1);
+}
+
+int wisp_server_stats(const struct wisp_server *s, struct wisp_server_stats *out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    /* relaxed: counters (see struct wispi_srv_stats) */
+    out->connections = atomic_load_explicit(&s->conns, memory_order_relaxed);
+    for (unsigned w = 0; w < s->rt->nworkers; w++) {
+        const struct wispi_srv_stats *st = &s->stats[w];
+#define SUM(f) out->f += atomic_load_explicit(&st->f, memory_order_relaxed)
+        SUM(accepted);
+        SUM(refused);
+        SUM(handshake_failures);
+        SUM(http_requests);
+        SUM(opened);
+        SUM(messages_in);
+        SUM(bytes_in);
+        SUM(messages_out);
+        SUM(bytes_out);
+        SUM(dropped);
+        SUM(throttled);
+#undef SUM
+        for (size_t i = 0; i < WISP_STATS_CLOSE_CODES; i++)
+            out->closes[i] += atomic_load_explicit(&st->closes[i], memory_order_relaxed);
+    }
+    return 0;
 }
 
 /* ---- reaching a connection from other actors ---------------------------------------------- */

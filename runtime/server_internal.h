@@ -8,11 +8,35 @@
 
 #include "net.h"
 
+struct wispi_group;
+
 struct wispi_route {
     char *path;               /* owned copy of r.path */
     struct wisp_route r;      /* the application's settings, r.path pointing at `path` */
     struct wisp_ws_config cfg; /* the engine settings derived from them */
+    /* A server route's open connections, for broadcast and emit (pubsub.h); NULL for a
+     * client's route. Allocated apart so that the route table can grow. */
+    struct wispi_group *group;
 };
+
+/* A server's counters on one worker. Only that worker writes them (its listener, its
+ * connections and its delivery actor all run on its thread), so an increment is a relaxed
+ * load and store, not a locked add; readers (wisp_server_stats) load them relaxed: a
+ * statistic needs no ordering with anything else. */
+struct wispi_srv_stats {
+    _Atomic uint64_t accepted, refused, handshake_failures, http_requests, opened;
+    _Atomic uint64_t messages_in, bytes_in, messages_out, bytes_out, dropped, throttled;
+    _Atomic uint64_t closes[WISP_STATS_CLOSE_CODES];
+} __attribute__((aligned(64)));
+
+static inline void wispi_stat_add(_Atomic uint64_t *x, uint64_t n)
+{
+    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Count a close code in the slot WISP_STATS_CLOSE_CODE_LIST gives it. */
+void wispi_stat_close(struct wispi_srv_stats *st, uint16_t code);
 
 struct wisp_server {
     struct wisp_runtime *rt;
@@ -32,6 +56,7 @@ struct wisp_server {
     _Atomic unsigned listeners;
     struct wispi_tls_ctx **tls; /* the TLS listeners' contexts, freed with the server */
     size_t ntls;
+    struct wispi_srv_stats *stats; /* one per worker */
 };
 
 /* A route's limits are usable: watermarks in order under the cap, receive limits the engine
@@ -44,7 +69,8 @@ void wispi_server_opts_fill(struct wisp_server_opts *o);
 /* The worker with the fewest connections that is under per_worker_max (0: no limit), or -1. */
 int wispi_pick_worker(struct wisp_runtime *rt, uint32_t per_worker_max);
 
-/* The route serving path (len bytes), or NULL. */
+/* The route serving path (len bytes): an exact route, else the longest prefix route
+ * ("/files/" then a star), else the "*" route; or NULL. */
 const struct wispi_route *wispi_route_find(const struct wisp_server *s, const char *path,
                                            size_t len);
 /* Start a listener actor for a bound, listening fd (which it then owns); tls: the contexts of

@@ -348,10 +348,12 @@ static void tls_failed(struct wisp_conn *c, const char *what)
         return;
     }
     log_line(c, "TLS with %s failed (%s): %s", addr, what, why);
-    if (c->phase < PH_OPEN)
+    if (c->phase < PH_OPEN) {
+        CONN_STAT(c, handshake_failures, 1);
         wispi_conn_close_now(c);
-    else
+    } else {
         wispi_conn_abort_conn(c, WISP_WHY_IO_ERROR, -EPROTO);
+    }
 }
 
 void wispi_tls_input(struct wisp_conn *c, const uint8_t *p, size_t len,

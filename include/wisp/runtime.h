@@ -110,6 +110,23 @@ WISP_API size_t wisp_runtime_actor_count(const struct wisp_runtime *rt);
 /** Virtual milliseconds elapsed in a deterministic runtime, real ones otherwise. */
 WISP_API uint64_t wisp_runtime_now_ms(const struct wisp_runtime *rt);
 
+/** Runtime-wide figures for monitoring (wisp_runtime_stats). */
+struct wisp_runtime_stats {
+    uint64_t actors;             /**< live actors (connections included) */
+    uint64_t mailbox_messages;   /**< messages waiting in all mailboxes right now */
+    uint64_t mailbox_max;        /**< the deepest mailbox right now */
+    uint64_t ring_overflows;     /**< completions the kernel had to hold back because a
+                                      worker's completion queue was full (CQ overflow) */
+    uint64_t recv_buffer_waits;  /**< receives that found no free buffer in their worker's
+                                      ring and waited for one (raise recv_buffers if high) */
+    uint64_t published;          /**< messages published to topics, broadcast or emitted */
+    uint64_t topics;             /**< topics with at least one subscriber */
+};
+
+/** Take a snapshot of the runtime's figures; walks every actor (O(actors)): meant for a
+ *  metrics scrape, not a hot path. Any thread. @return 0, -EINVAL. */
+WISP_API int wisp_runtime_stats(struct wisp_runtime *rt, struct wisp_runtime_stats *out);
+
 /** The calling thread's description of the last wisp_runtime_* failure. Never NULL. */
 WISP_API const char *wisp_last_error(void);
 

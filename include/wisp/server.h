@@ -210,7 +210,10 @@ struct wisp_http_reply {
  * A route: a URL path and what serves it. Fill with wisp_route_init(), then adjust.
  */
 struct wisp_route {
-    /** Exact path ("/chat"), or "*" for every path no other route matches. Copied. */
+    /** Exact path ("/chat"); or a prefix route, a path ending in "/" and a star
+     *  ("/files/" + "*"), which takes every path under it and the bare "/files" (the longest
+     *  matching prefix wins); or "*" for every path no other route matches. Exact paths win
+     *  over prefixes, prefixes over "*". Copied. */
     const char *path;
     /** The WebSocket handler; NULL for an HTTP-only route (then on_http is required). */
     const struct wisp_handler *handler;
@@ -362,6 +365,36 @@ WISP_API int wisp_server_listen_tls(struct wisp_server *s, const char *host, uin
 
 /** Connections open right now (approximate while running). */
 WISP_API size_t wisp_server_connections(const struct wisp_server *s);
+
+/** The close codes wisp_server_stats counts separately, in the order of its closes[] array;
+ *  the last slot (code 0 here) counts every other code. */
+#define WISP_STATS_CLOSE_CODES 12
+#define WISP_STATS_CLOSE_CODE_LIST {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 4000, 0}
+
+/** Counters of one server since it was created, summed over its workers (each worker counts
+ *  its own connections; a snapshot taken while traffic flows is not atomic across fields). */
+struct wisp_server_stats {
+    uint64_t connections;       /**< TCP connections open now (handshaking or established) */
+    uint64_t accepted;          /**< TCP connections accepted */
+    uint64_t refused;           /**< turned away with 503 (connection limits) */
+    uint64_t handshake_failures;/**< upgrades refused (4xx/5xx), TLS handshakes failed,
+                                     handshake deadlines passed */
+    uint64_t http_requests;     /**< plain HTTP requests answered (on_http, 404, 426) */
+    uint64_t opened;            /**< WebSocket connections opened */
+    uint64_t messages_in;       /**< whole data messages received */
+    uint64_t bytes_in;          /**< their payload bytes */
+    uint64_t messages_out;      /**< data messages queued to peers (sends and deliveries) */
+    uint64_t bytes_out;         /**< their payload bytes */
+    uint64_t dropped;           /**< messages dropped under WISP_OVERFLOW_DROP */
+    uint64_t throttled;         /**< on_throttled crossings (high watermark reached) */
+    /** WebSocket connections closed, by close code (see WISP_STATS_CLOSE_CODE_LIST; 4000 is
+     *  any 4000-4999 application code, the last slot any other). */
+    uint64_t closes[WISP_STATS_CLOSE_CODES];
+};
+
+/** Sum the server's counters into *out. Safe from any thread while the server runs.
+ *  @return 0, -EINVAL. */
+WISP_API int wisp_server_stats(const struct wisp_server *s, struct wisp_server_stats *out);
 
 /** Free a server after its runtime stopped (wisp_runtime_wait or wisp_runtime_free). NULL is a
  *  no-op. */

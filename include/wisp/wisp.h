@@ -21,5 +21,7 @@
 #include <wisp/runtime.h>
 #include <wisp/server.h>
 #include <wisp/client.h>
+#include <wisp/pubsub.h>
+#include <wisp/module.h>
 
 #endif

@@ -22,6 +22,7 @@
  *   /stats   HTTP only: JSON counters (also "port6": the [::1] listener's port, or 0, and
  *            "tls_port": the TLS listener's, with --cert/--key, or 0)
  *   /health  HTTP only: 200 "ok"
+ *   /ps, /ps-close, /ps-drop, /pstats: topics, broadcast and emit (pubsub_routes.c)
  *
  * Options: --port N (0: a free port), --workers N, --max-msg BYTES (frame and message limit of
  * every route), --send-cap/--high/--low BYTES (for /flood), --echo-cap BYTES (send cap of
@@ -44,6 +45,8 @@
 
 #include <wisp/wisp.h>
 #include <wisp/server.h>
+
+#include "pubsub_routes.h"
 
 /* ---- counters ------------------------------------------------------------------------------
  * Updated by connection callbacks on every worker and read by /stats on any worker. Every one is
@@ -913,6 +916,12 @@ int main(int argc, char **argv)
     r.on_http = health_http;
     if (add_route(srv, &r) < 0)
         goto fail;
+
+    rc = pubsub_routes_add(rt, srv);
+    if (rc < 0) {
+        fprintf(stderr, "wisp-test-server: pub/sub routes: %s\n", wisp_strerror(rc));
+        goto fail;
+    }
 
     uint16_t port = 0;
     rc = wisp_server_listen(srv, "127.0.0.1", (uint16_t)o.port, &port);
