@@ -69,7 +69,7 @@ struct wispi_sock {
     bool io_queued;           /* a SYS_IO message waits in the actor's mailbox */
     bool dirty;               /* on the worker's flush list */
     bool closing;             /* close requested: cancel, then close(2) once inflight is 0 */
-    bool cancel_sent;
+    uint8_t ops_inflight;     /* which operations are in flight: bit (tag - UD_NET_FIRST) */
     const struct wispi_sock_ops *ops;
     struct wispi_actor *actor; /* the owner to notify; NULL once it died */
     struct wispi_actor *ref;   /* the owner, on which we hold a reference (its memory, which

@@ -219,6 +219,8 @@ struct io_uring_sqe *wispi_sock_sqe(struct wispi_net *net, struct wispi_sock *s,
     }
     io_uring_sqe_set_data64(sqe, wispi_ud(s->slot, s->gen, tag));
     s->inflight++;
+    if (tag != UD_NET_CANCEL)
+        s->ops_inflight |= (uint8_t)(1u << (tag - UD_NET_FIRST));
     return sqe;
 }
 
@@ -239,12 +241,12 @@ void wispi_sock_close(struct wispi_net *net, struct wispi_sock *s)
         return;
     }
     /* Cancel before close: nothing of ours may still run on the fd (or on a new socket that
-     * reuses its number) once we close it. */
-    struct io_uring_sqe *sqe = wispi_sock_sqe(net, s, UD_NET_CANCEL);
-    if (sqe) {
-        io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
-        s->cancel_sent = true;
-    }
+     * reuses its number) once we close it. Each operation is cancelled by its user_data, which
+     * the kernel finds by hash; a cancel by fd would scan every pending request of the ring, and
+     * closing n sockets at once would cost n^2. */
+    for (unsigned tag = UD_NET_FIRST; tag <= UD_NET_CONNECT; tag++)
+        if (tag != UD_NET_CANCEL && (s->ops_inflight & (1u << (tag - UD_NET_FIRST))))
+            wispi_sock_cancel(net, s, tag);
 }
 
 void wispi_sock_notify(struct wispi_net *net, struct wispi_sock *s)
@@ -369,8 +371,11 @@ void wispi_net_cqe(struct wispi_worker *w, uint64_t ud, int32_t res, uint32_t fl
     /* Multishot operations end with the first completion that lacks F_MORE. */
     bool final = tag == UD_NET_SEND || tag == UD_NET_CANCEL || tag == UD_NET_CONNECT ||
                  !(flags & IORING_CQE_F_MORE);
-    if (final)
+    if (final) {
         s->inflight--;
+        if (tag != UD_NET_CANCEL)
+            s->ops_inflight &= (uint8_t)~(1u << (tag - UD_NET_FIRST));
+    }
     if (tag != UD_NET_CANCEL)
         s->ops->cqe(net, s, tag, res, flags);
     if (s->closing && s->slot && !s->inflight)
