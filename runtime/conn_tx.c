@@ -247,11 +247,19 @@ static void free_list(struct wispi_net *net, struct wispi_txseg *s)
 
 void wispi_txq_drop_unsent(struct wispi_net *net, struct wispi_txq *q)
 {
-    /* Keep the segments up to the end of the frame being written (or in flight). */
+    /* Keep every segment the send in flight covers (the kernel is reading them), then up to
+     * the end of the frame being written. Only the last segment in flight can have grown since
+     * the send was prepared (appends go to the tail), so summing what is unsent now never
+     * stops short of it. */
     struct wispi_txseg *keep = NULL;
     struct wispi_txseg *s = q->head;
     if (s && (q->sending || s->sent || q->mid_frame)) {
         keep = s;
+        size_t covered = keep->len - keep->sent;
+        while (q->sending && covered < q->in_flight && keep->next) {
+            keep = keep->next;
+            covered += keep->len - keep->sent;
+        }
         while (!keep->frame_end && keep->next)
             keep = keep->next;
     }

@@ -136,6 +136,31 @@ static void dropping_keeps_the_frame_in_progress(void **st)
     assert_int_equal(released, 2);
 }
 
+/* A drop while a send is in flight keeps every segment that send covers, even past the first
+ * frame: the kernel still reads them. */
+static void dropping_keeps_what_the_kernel_is_sending(void **st)
+{
+    (void)st;
+    struct wispi_txq q = {0};
+    static const char x[] = "XXXX", y[] = "YYYY", z[] = "ZZZZ";
+    released = 0;
+    put(&q, 'a', 3, true);
+    wispi_txq_ref(&q, x, 4, true, on_release, (void *)x, 4, NULL);
+    wispi_txq_ref(&q, y, 4, true, on_release, (void *)y, 4, NULL);
+    wispi_txq_ref(&q, z, 4, true, on_release, (void *)z, 4, NULL);
+    q.sending = true; /* as wispi_txq_start leaves it: the first three segments submitted */
+    q.in_flight = 11;
+    wispi_txq_drop_unsent(&net, &q);
+    assert_int_equal(released, 1); /* only "ZZZZ", which the send does not cover */
+    assert_string_equal(wire(&q), "aaaXXXXYYYY");
+    assert_int_equal(q.buffered, 11);
+    wispi_txq_sent(&net, &q, 11);
+    assert_int_equal(released, 3);
+    assert_null(q.head);
+    assert_int_equal(q.buffered, 0);
+    wispi_txq_free(&net, &q);
+}
+
 static void dropping_with_nothing_started_drops_all(void **st)
 {
     (void)st;
@@ -172,6 +197,7 @@ int main(void)
         cmocka_unit_test(control_waits_for_the_end_of_a_frame),
         cmocka_unit_test(appends_after_a_partial_write_keep_the_order),
         cmocka_unit_test(dropping_keeps_the_frame_in_progress),
+        cmocka_unit_test(dropping_keeps_what_the_kernel_is_sending),
         cmocka_unit_test(dropping_with_nothing_started_drops_all),
         cmocka_unit_test(a_large_frame_gets_its_own_block),
     };
