@@ -646,12 +646,13 @@ static void die(struct wispi_worker *w, struct wispi_actor *a, struct wisp_exit 
     wispi_actor_mark_dead(a);
     if ((a->flags & ACTOR_INITED) && a->def->terminate)
         a->def->terminate(w->ctx, a->state, reason);
+    /* Names go before the EXIT and DOWN messages: whoever acts on them must not find the dead
+     * address under its name any more. acq_rel: see `names` in internal.h */
+    if (atomic_exchange_explicit(&a->names, 2, memory_order_acq_rel) == 1)
+        wispi_registry_forget(&a->rt->registry, a->addr);
     notify_exit(a, reason);
     if (a->ntimers)
         wispi_timers_drop_owner(w, a);
-    /* acq_rel: see `names` in internal.h */
-    if (atomic_exchange_explicit(&a->names, 2, memory_order_acq_rel) == 1)
-        wispi_registry_forget(&a->rt->registry, a->addr);
     drain_dead(a);
     atomic_fetch_sub_explicit(&(atomic_load_explicit(&a->home, memory_order_relaxed))->load, 1,
                               memory_order_relaxed);
