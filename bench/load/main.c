@@ -2,9 +2,11 @@
  *
  * Every connection is a small state machine driven by completions: connect, send the upgrade
  * request, read and check the answer, then (echo mode) keep --depth messages in flight and
- * verify every echoed byte, (idle mode) just hold the connection, or (storm mode) close it
- * as soon as the upgrade is accepted while the next ones are opened. At the end each
- * connection sends close 1000, waits for the peer's close and its FIN, and closes.
+ * verify every echoed byte, (idle mode) just hold the connection, (storm mode) close it
+ * as soon as the upgrade is accepted while the next ones are opened, or (broadcast mode) one
+ * publisher sends within a window and N subscribers verify what the server fans out to them.
+ * At the end each connection sends close 1000, waits for the peer's close and its FIN, and
+ * closes.
  *
  * At most one recv and one send are in flight per socket (io_uring.7: more may be reordered).
  * Output for a connection is appended to its tx buffer; the in-flight send covers a prefix of
@@ -36,6 +38,7 @@
 #include <liburing.h>
 #include <wisp/wisp.h>
 
+#include "bcast.h"
 #include "hist.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -50,14 +53,16 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Options */
 
-enum mode { MODE_ECHO, MODE_IDLE, MODE_STORM };
+enum mode { MODE_ECHO, MODE_IDLE, MODE_STORM, MODE_BROADCAST };
 
 static struct options {
     enum mode mode;
     char host[300];   /* Host header value (with :port unless 80) */
     char target[1024];
     struct sockaddr_in dst;
-    unsigned conns;
+    unsigned conns;   /* all connections; in broadcast mode the subscribers and the publisher */
+    unsigned subs;    /* broadcast mode: subscribers (conns[0..subs)); the publisher is last */
+    unsigned window;  /* broadcast mode: messages not yet received by every subscriber */
     size_t size;
     bool text;
     unsigned depth;
@@ -71,6 +76,7 @@ static struct options {
     .conns = 10,
     .size = 128,
     .depth = 1,
+    .window = 16,
     .duration = 10,
     .warmup = 1,
     .hold = 10,
@@ -96,6 +102,10 @@ static void usage(FILE *f)
             "storm mode:\n"
             "  --storm N            open and upgrade N connections, each closed (close 1000)\n"
             "                       right after its upgrade; --connect-batch of them at once\n"
+            "broadcast mode (a route that sends every message to all other connections):\n"
+            "  --broadcast N        N subscribers, then 1 publisher; --size (>= 16), --text,\n"
+            "                       --duration, --warmup as in echo mode\n"
+            "  --window W           messages not yet received by every subscriber (16)\n"
             "all modes:\n"
             "  --src A,B,...        IPv4 source addresses to bind, round-robin\n"
             "  --connect-timeout S  limit for opening all connections (10; in storm mode\n"
@@ -215,7 +225,8 @@ static bool parse_src(const char *list)
 static bool parse_args(int argc, char **argv)
 {
     enum { O_URL = 256, O_CONNS, O_SIZE, O_TEXT, O_BINARY, O_DEPTH, O_DURATION, O_WARMUP,
-           O_IDLE, O_HOLD, O_STORM, O_SRC, O_CTIMEOUT, O_CLTIMEOUT, O_CBATCH, O_HELP };
+           O_IDLE, O_HOLD, O_STORM, O_SRC, O_CTIMEOUT, O_CLTIMEOUT, O_CBATCH, O_BROADCAST,
+           O_WINDOW, O_HELP };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, O_URL},
         {"conns", required_argument, NULL, O_CONNS},
@@ -232,10 +243,13 @@ static bool parse_args(int argc, char **argv)
         {"connect-timeout", required_argument, NULL, O_CTIMEOUT},
         {"close-timeout", required_argument, NULL, O_CLTIMEOUT},
         {"connect-batch", required_argument, NULL, O_CBATCH},
+        {"broadcast", required_argument, NULL, O_BROADCAST},
+        {"window", required_argument, NULL, O_WINDOW},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    bool have_url = false, have_idle = false, have_storm = false;
+    unsigned modes = 0; /* --idle, --storm, --broadcast seen */
+    bool have_url = false;
     unsigned long long u;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -253,19 +267,26 @@ static bool parse_args(int argc, char **argv)
             ok = parse_uint(optarg, 10000000, &u) && u > 0;
             opt.mode = MODE_IDLE;
             opt.conns = (unsigned)u;
-            have_idle = true;
+            modes++;
             break;
         case O_STORM:
             ok = parse_uint(optarg, 10000000, &u) && u > 0;
             opt.mode = MODE_STORM;
             opt.conns = (unsigned)u;
-            have_storm = true;
+            modes++;
             break;
         case O_HOLD: ok = parse_double(optarg, &opt.hold); break;
         case O_SRC: ok = parse_src(optarg); break;
         case O_CTIMEOUT: ok = parse_double(optarg, &opt.connect_timeout); break;
         case O_CLTIMEOUT: ok = parse_double(optarg, &opt.close_timeout); break;
         case O_CBATCH: ok = parse_uint(optarg, 1000000, &u) && u > 0; opt.connect_batch = (unsigned)u; break;
+        case O_BROADCAST:
+            ok = parse_uint(optarg, 10000000, &u) && u > 0;
+            opt.mode = MODE_BROADCAST;
+            opt.subs = (unsigned)u;
+            modes++;
+            break;
+        case O_WINDOW: ok = parse_uint(optarg, 65536, &u) && u > 0; opt.window = (unsigned)u; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return false;
         }
@@ -278,9 +299,18 @@ static bool parse_args(int argc, char **argv)
         usage(stderr);
         return false;
     }
-    if (have_idle && have_storm) {
-        fprintf(stderr, "wisp-load: --idle and --storm are different modes; pick one\n");
+    if (modes > 1) {
+        fprintf(stderr, "wisp-load: --idle, --storm and --broadcast are different modes; "
+                        "pick one\n");
         return false;
+    }
+    if (opt.mode == MODE_BROADCAST) {
+        if (opt.size < BC_HDR_LEN) {
+            fprintf(stderr, "wisp-load: --broadcast needs --size %d or more (the header)\n",
+                    BC_HDR_LEN);
+            return false;
+        }
+        opt.conns = opt.subs + 1; /* the publisher is conns[subs] */
     }
     return true;
 }
@@ -301,8 +331,14 @@ static uint64_t sec_to_ns(double s)
 }
 
 static struct stats {
-    uint64_t msgs, bytes;           /* echoes completed inside the measured window */
-    uint64_t msgs_total;            /* all verified echoes */
+    uint64_t msgs, bytes;           /* echoes (broadcast: deliveries) inside the measured window */
+    uint64_t msgs_total;            /* all verified echoes (broadcast: deliveries) */
+    uint64_t publishes;             /* broadcast: messages sent inside the measured window */
+    uint64_t publishes_total;       /* broadcast: all messages sent after the sync */
+    uint64_t syncs_sent, syncs_received;
+    uint64_t other_msgs;            /* broadcast: not ours, but allowed (see bc_other) */
+    uint64_t missed;                /* broadcast: messages skipped by the gaps */
+    uint64_t sync_timeouts;         /* broadcast: subscribers no sync message reached in time */
     uint64_t clean_ends;            /* connections that ended by the close handshake and FIN */
     uint64_t verify_errors;         /* wrong length, opcode, sequence, byte, or unsolicited */
     uint64_t connect_errors;        /* socket/bind/connect failures and connect timeouts */
@@ -314,7 +350,8 @@ static struct stats {
     uint64_t close_codes[17];       /* closes by code 1000..1016 */
     uint64_t close_other;           /* closes with another code */
     uint64_t pongs_dropped;
-    struct hist lat;                /* echo: round trips; storm: connect to upgrade accepted */
+    struct hist lat;                /* echo: round trips; storm: connect to upgrade accepted;
+                                       broadcast: send to delivery */
 } st;
 
 static unsigned err_logged;
@@ -338,7 +375,7 @@ __attribute__((format(printf, 2, 3))) static void log_err(uint32_t id, const cha
 static uint64_t total_errors(void)
 {
     return st.verify_errors + st.connect_errors + st.handshake_errors + st.protocol_errors +
-           st.io_errors + st.close_timeouts;
+           st.io_errors + st.close_timeouts + st.sync_timeouts;
 }
 
 static void count_close(uint16_t code)
@@ -366,6 +403,25 @@ enum cstate {
 
 enum op { OP_CONNECT = 1, OP_RECV, OP_SEND, OP_CANCEL };
 
+/* Broadcast mode: what the message being received is, once its first BC_HDR_LEN bytes are in. */
+enum bc_what { BW_GATHER, BW_OURS, BW_OTHER };
+
+#define NO_SLOT UINT64_MAX
+
+/* Broadcast mode, per subscriber (the publisher only uses `what` and `hdr`). */
+struct bsub {
+    uint8_t hdr[BC_HDR_LEN]; /* the current message's first bytes */
+    uint8_t what;            /* enum bc_what of the current message */
+    uint8_t kind;            /* its enum bc_kind, once BW_OURS */
+    uint8_t opcode;
+    bool member;             /* open and counted in sub_open */
+    bool synced;             /* a sync message reached it: the server has it registered */
+    bool audience;           /* counted in every window slot since the data started */
+    uint64_t seq, t_ns;      /* the current message's header */
+    uint64_t slot;           /* the window slot it completes for this subscriber, or NO_SLOT */
+    uint64_t last_sync;      /* the sequence number of the last sync message received */
+};
+
 struct conn {
     int fd;
     uint32_t id;
@@ -385,10 +441,12 @@ struct conn {
     uint64_t rx_off;    /* bytes of that echo verified so far */
     uint64_t *sent_ns;  /* send time by seq % depth */
     uint64_t t_connect; /* when its connect was queued */
+    size_t tx_cap;
+    struct bsub b;      /* broadcast mode; rx_seq is the data message it expects next */
     char key[WISP_WS_KEY_LEN + 1];
 };
 
-enum phase { P_CONNECT, P_WARMUP, P_MEASURE, P_HOLD, P_CLOSE, P_ABORT, P_END };
+enum phase { P_CONNECT, P_SYNC, P_WARMUP, P_MEASURE, P_HOLD, P_CLOSE, P_ABORT, P_END };
 
 static struct io_uring ring;
 static struct conn *conns;
@@ -396,13 +454,25 @@ static struct wisp_ws_config ws_cfg;
 static struct wisp_ws_client_opts client_opts;
 static enum phase phase = P_CONNECT;
 static bool stopping;       /* no new messages; close everything */
-static size_t rx_cap, tx_cap;
+static size_t rx_cap, tx_cap; /* tx_cap: every connection's but broadcast's publisher */
+static size_t pub_tx_cap;
 static uint8_t *pattern;    /* opt.size + PAT_SPREAD printable bytes */
 static uint8_t *scratch;    /* one payload being built */
 static unsigned next_to_start, connecting, opened, failed_open, live;
 
 static uint64_t t_start, t_all_open, t_measure0, t_measure1, t_close0, t_end;
 static uint64_t phase_deadline;
+static uint64_t wake_at;    /* an earlier wake-up than phase_deadline, or 0 */
+
+/* Broadcast mode */
+#define SYNC_GAP_NS 10000000u /* at least this long between two sync messages */
+static struct bc_window pubwin;
+static unsigned sub_open;   /* subscribers open (members) */
+static unsigned sub_synced; /* of those, the ones a sync message reached */
+static unsigned audience;   /* subscribers counted in each window slot */
+static uint64_t sync_cur;   /* the last sync message sent (valid once st.syncs_sent > 0) */
+static unsigned sync_have_cur; /* subscribers that received it */
+static uint64_t t_sync_sent, t_synced;
 
 static struct io_uring_sqe *get_sqe(void)
 {
@@ -447,15 +517,17 @@ static void kick_send(struct conn *c)
  * flight (the kernel may read the in-flight range until its completion). */
 static bool tx_room(struct conn *c, size_t n)
 {
-    if (c->tx_len + n <= tx_cap)
+    if (c->tx_len + n <= c->tx_cap)
         return true;
     if (!c->send_armed && c->tx_sent > 0) {
         memmove(c->tx, c->tx + c->tx_sent, c->tx_len - c->tx_sent);
         c->tx_len -= c->tx_sent;
         c->tx_sent = 0;
     }
-    return c->tx_len + n <= tx_cap;
+    return c->tx_len + n <= c->tx_cap;
 }
+
+static void bc_leave(struct conn *c);
 
 /* Stop all I/O on c: shutdown makes armed recv/send complete; a pending connect is cancelled.
  * The descriptor is closed and the memory freed once the last CQE is in (release()). */
@@ -463,6 +535,7 @@ static void conn_abort(struct conn *c)
 {
     if (c->state >= C_DONE)
         return;
+    bc_leave(c);
     if (c->connect_armed) {
         struct io_uring_sqe *sqe = get_sqe();
         io_uring_prep_cancel64(sqe, ((uint64_t)c->id << 8) | OP_CONNECT, 0);
@@ -533,6 +606,22 @@ static bool payload_matches(uint32_t id, uint64_t seq, uint64_t off, const uint8
     return len == 0 || memcmp(p, pattern + seq % PAT_SPREAD + off, len) == 0;
 }
 
+/* Encode the message in scratch (opt.size bytes) into c's tx queue, which has room. */
+static bool queue_scratch(struct conn *c)
+{
+    ssize_t n = wisp_ws_send(&c->ws, opt.text ? WISP_WS_OP_TEXT : WISP_WS_OP_BINARY, scratch,
+                             opt.size, c->tx + c->tx_len, c->tx_cap - c->tx_len);
+    if (n < 0) {
+        st.io_errors++;
+        log_err(c->id, "encoding a message failed: %s", wisp_strerror((int)n));
+        conn_abort(c);
+        return false;
+    }
+    c->tx_len += (size_t)n;
+    kick_send(c);
+    return true;
+}
+
 /* Queue the next echo message (echo mode) if depth allows. */
 static void queue_message(struct conn *c)
 {
@@ -548,22 +637,22 @@ static void queue_message(struct conn *c)
     uint8_t hdr[HDR_LEN];
     make_hdr(hdr, c->id, seq);
     memcpy(scratch, hdr, opt.size < HDR_LEN ? opt.size : HDR_LEN);
-    ssize_t n = wisp_ws_send(&c->ws, opt.text ? WISP_WS_OP_TEXT : WISP_WS_OP_BINARY, scratch,
-                             opt.size, c->tx + c->tx_len, tx_cap - c->tx_len);
-    if (n < 0) {
-        st.io_errors++;
-        log_err(c->id, "encoding a message failed: %s", wisp_strerror((int)n));
-        conn_abort(c);
+    if (!queue_scratch(c))
         return;
-    }
-    c->tx_len += (size_t)n;
     c->sent_ns[seq % opt.depth] = now_ns();
     c->next_seq++;
-    kick_send(c);
 }
+
+static void fill_window(void);
+static bool is_publisher(const struct conn *c);
 
 static void fill_pipeline(struct conn *c)
 {
+    if (opt.mode == MODE_BROADCAST) {
+        if (is_publisher(c))
+            fill_window();
+        return;
+    }
     while (c->state == C_OPEN && !stopping && c->next_seq - c->rx_seq < opt.depth) {
         uint64_t before = c->next_seq;
         queue_message(c);
@@ -578,7 +667,8 @@ static void queue_close(struct conn *c, uint16_t code)
         conn_abort(c); /* cannot happen: tx_cap keeps 4 KiB spare */
         return;
     }
-    ssize_t n = wisp_ws_send_close(&c->ws, code, NULL, 0, c->tx + c->tx_len, tx_cap - c->tx_len);
+    ssize_t n = wisp_ws_send_close(&c->ws, code, NULL, 0, c->tx + c->tx_len,
+                                   c->tx_cap - c->tx_len);
     if (n > 0) {
         c->tx_len += (size_t)n;
         kick_send(c);
@@ -594,8 +684,249 @@ static void maybe_drain(struct conn *c)
         c->state = C_DRAIN;
 }
 
+/* --- broadcast mode: publishing and checking deliveries --- */
+
+static bool is_publisher(const struct conn *c)
+{
+    return opt.mode == MODE_BROADCAST && c->id == opt.subs;
+}
+
+static struct conn *publisher(void)
+{
+    return &conns[opt.subs];
+}
+
+/* Queue the publisher's message (kind, seq): the pattern at an offset that depends on seq, as
+ * in echo mode, under the header with the send time. */
+static bool bc_queue(struct conn *pub, enum bc_kind kind, uint64_t seq)
+{
+    if (!tx_room(pub, wisp_ws_send_size(&pub->ws, opt.size)))
+        return false;
+    memcpy(scratch, pattern + seq % PAT_SPREAD, opt.size);
+    bc_put_hdr(scratch, kind, seq, now_ns() - t_start);
+    return queue_scratch(pub);
+}
+
+/* Publish while the window has room, during the warm-up and the measured window. */
+static void fill_window(void)
+{
+    struct conn *pub = publisher();
+    while (!stopping && (phase == P_WARMUP || phase == P_MEASURE) && pub->state == C_OPEN &&
+           audience > 0 && !bc_window_full(&pubwin)) {
+        if (!bc_queue(pub, BC_DATA, pubwin.next))
+            return; /* no room (the window fits in tx_cap, so only behind pongs): on_send
+                       calls back */
+        bc_window_push(&pubwin, audience);
+        st.publishes_total++;
+        if (phase == P_MEASURE)
+            st.publishes++;
+    }
+}
+
+/* A subscriber leaves (dropped, closed by the server, aborted): the sync stops counting it
+ * and the window stops waiting for it. */
+static void bc_leave(struct conn *c)
+{
+    if (opt.mode != MODE_BROADCAST || !c->b.member)
+        return;
+    c->b.member = false;
+    sub_open--;
+    if (c->b.synced)
+        sub_synced--;
+    if (c->b.audience) {
+        c->b.audience = false;
+        audience--;
+        if (bc_window_leave(&pubwin, c->rx_seq))
+            fill_window();
+    }
+}
+
+/* Count the current message as wrong, once however many checks it fails; true the first time
+ * (the caller then describes it). */
+static bool mark_bad(struct conn *c)
+{
+    if (c->msg_bad)
+        return false;
+    c->msg_bad = true;
+    st.verify_errors++;
+    return true;
+}
+
+static bool pad_matches(uint64_t seq, uint64_t off, const uint8_t *p, size_t len)
+{
+    return off + len <= opt.size && memcmp(p, pattern + seq % PAT_SPREAD + off, len) == 0;
+}
+
+/* A data message's header is in: check its number against the one this subscriber expects
+ * next (rx_seq) and pick the window slot the message completes at its end. */
+static void bc_data_header(struct conn *c)
+{
+    uint64_t want = c->rx_seq, seq = c->b.seq;
+    if (!c->b.audience) {
+        if (mark_bad(c))
+            log_err(c->id, "data message %" PRIu64 " before the data started", seq);
+        return;
+    }
+    if (seq >= pubwin.next) {
+        if (mark_bad(c))
+            log_err(c->id, "message %" PRIu64 " was never sent (expected %" PRIu64 ")", seq,
+                    want);
+        /* it stands in for the expected one, or the window would wait for that forever */
+        c->b.slot = want < pubwin.next ? want : NO_SLOT;
+        return;
+    }
+    if (seq < want) {
+        if (mark_bad(c))
+            log_err(c->id, "message %" PRIu64 " again or out of order (expected %" PRIu64 ")",
+                    seq, want);
+        return;
+    }
+    if (seq > want) {
+        /* a gap: an error, but the message itself may be fine */
+        st.verify_errors++;
+        st.missed += seq - want;
+        log_err(c->id, "messages %" PRIu64 " to %" PRIu64 " never arrived", want, seq - 1);
+        uint64_t done = 0;
+        for (uint64_t q = want > pubwin.oldest ? want : pubwin.oldest; q < seq; q++)
+            done += bc_window_done(&pubwin, q);
+        c->rx_seq = seq;
+        if (done)
+            fill_window();
+    }
+    c->b.slot = seq;
+}
+
+/* The first BC_HDR_LEN bytes of a message are in. */
+static void bc_header(struct conn *c)
+{
+    enum bc_kind kind;
+    if (!bc_get_hdr(c->b.hdr, &kind, &c->b.seq, &c->b.t_ns)) {
+        c->b.what = BW_OTHER;
+        return;
+    }
+    c->b.what = BW_OURS;
+    c->b.kind = (uint8_t)kind;
+    if (is_publisher(c)) {
+        if (mark_bad(c))
+            log_err(c->id, "the publisher got its own message %c%" PRIu64 " back", (char)kind,
+                    c->b.seq);
+        return;
+    }
+    if (c->b.opcode != (opt.text ? WISP_WS_OP_TEXT : WISP_WS_OP_BINARY) && mark_bad(c))
+        log_err(c->id, "message %c%" PRIu64 " arrived with opcode %u", (char)kind, c->b.seq,
+                c->b.opcode);
+    if (kind == BC_DATA)
+        bc_data_header(c);
+}
+
+/* A message that is not one of ours. Allowed before the subscriber's first sync message (a
+ * server may greet a new member, as /chat does with "*joined") and at the publisher (a member
+ * too); anywhere else an error, which stands in for the message expected next so that the
+ * window does not wait for that one forever. */
+static void bc_other(struct conn *c)
+{
+    if (is_publisher(c) || !c->b.synced) {
+        st.other_msgs++;
+        return;
+    }
+    st.verify_errors++;
+    log_err(c->id, "a message that is not ours (%" PRIu64 " bytes) where %" PRIu64
+            " was expected", c->rx_off, c->rx_seq);
+    if (c->b.audience && c->rx_seq < pubwin.next)
+        c->b.slot = c->rx_seq;
+}
+
+/* A sync message (see bc_sync_step): the server has this subscriber registered. */
+static void bc_synced(struct conn *c)
+{
+    uint64_t seq = c->b.seq;
+    st.syncs_received++;
+    if (c->rx_seq > 0) {
+        if (mark_bad(c))
+            log_err(c->id, "sync message %" PRIu64 " after data", seq);
+        return;
+    }
+    if (!c->b.synced) {
+        c->b.synced = true;
+        if (c->b.member)
+            sub_synced++;
+    } else if (seq != c->b.last_sync + 1 && mark_bad(c)) {
+        log_err(c->id, "sync message %" PRIu64 " after %" PRIu64, seq, c->b.last_sync);
+    }
+    c->b.last_sync = seq;
+    if (st.syncs_sent > 0 && seq == sync_cur)
+        sync_have_cur++;
+}
+
+static void bc_delivered(struct conn *c)
+{
+    st.msgs_total++;
+    if (phase == P_MEASURE) {
+        st.msgs++;
+        st.bytes += opt.size;
+        hist_add(&st.lat, bc_elapsed(c->b.t_ns, now_ns() - t_start));
+    }
+}
+
+static void bc_message_end(struct conn *c)
+{
+    if (c->b.what != BW_OURS) {
+        bc_other(c);
+    } else {
+        if (c->rx_off != opt.size && mark_bad(c))
+            log_err(c->id, "message %c%" PRIu64 " has %" PRIu64 " bytes, sent %zu",
+                    (char)c->b.kind, c->b.seq, c->rx_off, opt.size);
+        if (!c->msg_bad && c->b.kind == BC_SYNC)
+            bc_synced(c);
+        else if (!c->msg_bad)
+            bc_delivered(c);
+    }
+    if (c->b.slot != NO_SLOT && c->b.audience) {
+        c->rx_seq = c->b.slot + 1;
+        if (bc_window_done(&pubwin, c->b.slot))
+            fill_window();
+    }
+}
+
+/* A piece of a message, at a subscriber or the publisher: gather the header, then compare
+ * the rest with the pattern piece by piece, as echo mode does. */
+static void bc_fragment(struct conn *c, const struct wisp_ws_event *ev)
+{
+    const uint8_t *p = ev->data;
+    size_t n = ev->len;
+    if (ev->first) {
+        c->rx_off = 0;
+        c->msg_bad = false;
+        c->b.what = BW_GATHER;
+        c->b.slot = NO_SLOT;
+        c->b.opcode = (uint8_t)ev->opcode;
+    }
+    if (c->b.what == BW_GATHER && n > 0) {
+        size_t k = BC_HDR_LEN - c->rx_off;
+        if (k > n)
+            k = n;
+        memcpy(c->b.hdr + c->rx_off, p, k);
+        c->rx_off += k;
+        p += k;
+        n -= k;
+        if (c->rx_off == BC_HDR_LEN)
+            bc_header(c);
+    }
+    if (c->b.what == BW_OURS && !c->msg_bad && n > 0 && !pad_matches(c->b.seq, c->rx_off, p, n) &&
+        mark_bad(c))
+        log_err(c->id, "message %c%" PRIu64 " differs from what was sent (at or after byte %"
+                PRIu64 ")", (char)c->b.kind, c->b.seq, c->rx_off);
+    c->rx_off += n;
+    if (ev->last)
+        bc_message_end(c);
+}
+
 static void on_fragment(struct conn *c, const struct wisp_ws_event *ev)
 {
+    if (opt.mode == MODE_BROADCAST) {
+        bc_fragment(c, ev);
+        return;
+    }
     if (opt.mode != MODE_ECHO) {
         if (ev->first) {
             st.verify_errors++;
@@ -668,7 +999,7 @@ static void feed(struct conn *c, uint8_t *p, size_t n)
                 /* keep room for a close frame after the pong */
                 if (tx_room(c, 2 * WISP_WS_MAX_HEADER + ev.len + 2)) {
                     ssize_t m = wisp_ws_send_control(&c->ws, WISP_WS_OP_PONG, ev.data, ev.len,
-                                                     c->tx + c->tx_len, tx_cap - c->tx_len);
+                                                     c->tx + c->tx_len, c->tx_cap - c->tx_len);
                     if (m > 0)
                         c->tx_len += (size_t)m;
                     kick_send(c);
@@ -687,6 +1018,7 @@ static void feed(struct conn *c, uint8_t *p, size_t n)
             } else {
                 count_close(ev.close_code);
                 log_err(c->id, "server closed with code %u", ev.close_code);
+                bc_leave(c);
                 c->state = C_CLOSING;
                 queue_close(c, ev.close_code);
             }
@@ -695,6 +1027,7 @@ static void feed(struct conn *c, uint8_t *p, size_t n)
         case WISP_WS_EV_FAULT:
             st.protocol_errors++;
             log_err(c->id, "protocol fault: %s", wisp_ws_fault_str(ev.fault));
+            bc_leave(c);
             c->state = C_CLOSING;
             queue_close(c, ev.close_code);
             maybe_drain(c);
@@ -712,6 +1045,10 @@ static void on_open(struct conn *c)
     opened++;
     if (opt.mode == MODE_STORM)
         hist_add(&st.lat, now_ns() - c->t_connect);
+    if (opt.mode == MODE_BROADCAST && !is_publisher(c)) {
+        c->b.member = true;
+        sub_open++;
+    }
     if (stopping || opt.mode == MODE_STORM) {
         c->state = C_CLOSING;
         queue_close(c, WISP_CLOSE_NORMAL);
@@ -730,7 +1067,7 @@ static void on_connect(struct conn *c, int res)
         return;
     }
     c->state = C_HANDSHAKE;
-    ssize_t n = wisp_ws_client_request(&client_opts, c->key, (char *)c->tx, tx_cap);
+    ssize_t n = wisp_ws_client_request(&client_opts, c->key, (char *)c->tx, c->tx_cap);
     if (n < 0) {
         log_err(c->id, "writing the upgrade request: %s", wisp_strerror((int)n));
         open_failed(c, &st.handshake_errors);
@@ -850,7 +1187,8 @@ static void on_send(struct conn *c, int res)
 static bool conn_setup(struct conn *c)
 {
     c->rx = malloc(rx_cap);
-    c->tx = malloc(tx_cap);
+    c->tx_cap = opt.mode == MODE_BROADCAST && c->id == opt.subs ? pub_tx_cap : tx_cap;
+    c->tx = malloc(c->tx_cap);
     c->sent_ns = calloc(opt.depth, sizeof *c->sent_ns);
     if (!c->rx || !c->tx || !c->sent_ns || wisp_ws_init(&c->ws, &ws_cfg) != 0)
         return false;
@@ -878,6 +1216,10 @@ static unsigned in_progress(void)
 static void start_next_connects(void)
 {
     while (phase == P_CONNECT && next_to_start < opt.conns && in_progress() < opt.connect_batch) {
+        /* broadcast: the publisher once every subscriber is open (or failed) */
+        if (opt.mode == MODE_BROADCAST && next_to_start == opt.subs &&
+            opened + failed_open < opt.subs)
+            break;
         struct conn *c = &conns[next_to_start++];
         c->id = (uint32_t)(c - conns);
         c->fd = -1;
@@ -931,6 +1273,66 @@ static void begin_close(uint64_t now)
     }
 }
 
+/* Broadcast mode: every subscriber is registered; all that are still open become the
+ * audience each published message waits for. */
+static void bc_start_data(uint64_t now)
+{
+    for (unsigned i = 0; i < opt.subs; i++) {
+        struct conn *c = &conns[i];
+        if (c->b.member) {
+            c->b.audience = true;
+            audience++;
+        }
+    }
+    t_synced = now;
+    phase = P_WARMUP;
+    phase_deadline = now + sec_to_ns(opt.warmup);
+    fill_window();
+}
+
+/* Broadcast mode's sync phase. A server adds a new connection to its broadcast group some
+ * time after the upgrade (wisp-test-server's /chat: when its room actor gets the join
+ * message), so a message published right after the upgrades could miss the last subscribers
+ * and look like a gap. So the publisher first sends sync messages until each subscriber has
+ * received one: from then on the server has it registered, and it must get every later
+ * message in order. At most one sync is waited for at a time: the next goes out once every
+ * subscriber synced so far has the current one and SYNC_GAP_NS have passed, so a slow server
+ * is not flooded. All must be synced within --connect-timeout. */
+static void bc_sync_step(uint64_t now)
+{
+    struct conn *pub = publisher();
+    wake_at = 0;
+    if (pub->state != C_OPEN || sub_open == 0) {
+        begin_close(now); /* the failures are counted already */
+        return;
+    }
+    if (sub_synced == sub_open) {
+        bc_start_data(now);
+        return;
+    }
+    if (now >= phase_deadline) {
+        st.sync_timeouts += sub_open - sub_synced;
+        fprintf(stderr, "wisp-load: sync timeout: %u of %u open subscribers got a message\n",
+                sub_synced, sub_open);
+        begin_close(now);
+        return;
+    }
+    if (st.syncs_sent > 0 && now < t_sync_sent + SYNC_GAP_NS) {
+        wake_at = t_sync_sent + SYNC_GAP_NS;
+        return;
+    }
+    if (st.syncs_sent > 0 && sync_have_cur < sub_synced)
+        return; /* woken by its arrival */
+    if (!bc_queue(pub, BC_SYNC, st.syncs_sent)) {
+        wake_at = now + SYNC_GAP_NS; /* behind a pong: try again */
+        return;
+    }
+    sync_cur = st.syncs_sent++;
+    sync_have_cur = 0;
+    t_sync_sent = now;
+    wake_at = now + SYNC_GAP_NS;
+}
+
 /* Move through the phases as time passes and connections finish. */
 static void advance(uint64_t now)
 {
@@ -942,6 +1344,9 @@ static void advance(uint64_t now)
                 t_all_open = now;
                 if (opened == 0 || opt.mode == MODE_STORM) {
                     begin_close(now); /* nothing to measure or hold; storm: closes finish */
+                } else if (opt.mode == MODE_BROADCAST) {
+                    phase = P_SYNC;
+                    phase_deadline = now + sec_to_ns(opt.connect_timeout);
                 } else if (opt.mode == MODE_ECHO) {
                     phase = P_WARMUP;
                     phase_deadline = now + sec_to_ns(opt.warmup);
@@ -958,15 +1363,21 @@ static void advance(uint64_t now)
                 begin_close(now);
             }
             break;
+        case P_SYNC:
+            bc_sync_step(now);
+            break;
         case P_WARMUP:
-            if (now >= phase_deadline) {
+            if (opt.mode == MODE_BROADCAST && publisher()->state != C_OPEN) {
+                begin_close(now); /* nothing more will be published */
+            } else if (now >= phase_deadline) {
                 phase = P_MEASURE;
                 t_measure0 = now;
                 phase_deadline = now + sec_to_ns(opt.duration);
             }
             break;
         case P_MEASURE:
-            if (now >= phase_deadline) {
+            if (now >= phase_deadline ||
+                (opt.mode == MODE_BROADCAST && publisher()->state != C_OPEN)) {
                 t_measure1 = now;
                 begin_close(now);
             }
@@ -1014,8 +1425,8 @@ static void run(void)
         if (phase == P_END)
             break;
         struct io_uring_cqe *cqe;
-        uint64_t wait = phase == P_ABORT ? 100000000u
-                        : phase_deadline > now ? phase_deadline - now : 0;
+        uint64_t until = wake_at && wake_at < phase_deadline ? wake_at : phase_deadline;
+        uint64_t wait = phase == P_ABORT ? 100000000u : until > now ? until - now : 0;
         struct __kernel_timespec ts = {.tv_sec = (long long)(wait / 1000000000u),
                                        .tv_nsec = (long long)(wait % 1000000000u)};
         int rc = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
@@ -1100,10 +1511,53 @@ static double us(uint64_t ns)
     return (double)ns / 1000.0;
 }
 
+static void report_broadcast(double open_s)
+{
+    double win_s = t_measure1 > t_measure0 ? (double)(t_measure1 - t_measure0) / 1e9 : 0;
+    double dps = win_s > 0 ? (double)st.msgs / win_s : 0;
+    double pps = win_s > 0 ? (double)st.publishes / win_s : 0;
+    double p50 = us(hist_quantile(&st.lat, 0.50)), p90 = us(hist_quantile(&st.lat, 0.90));
+    double p99 = us(hist_quantile(&st.lat, 0.99)), p999 = us(hist_quantile(&st.lat, 0.999));
+    printf("wisp-load mode=broadcast subs=%u size=%zu window=%u deliveries_per_s=%.0f "
+           "publishes_per_s=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
+           "errors=%" PRIu64 " closes=%" PRIu64 " other=%" PRIu64 "\n",
+           opt.subs, opt.size, opt.window, dps, pps, p50, p90, p99, p999, us(st.lat.max),
+           total_errors(), st.closes, st.other_msgs);
+    fprintf(stderr,
+            "\n  url            ws://%s%s (%s, window %u)\n"
+            "  connections    %u open of %u in %.3f s (%u subscribers, then the publisher)\n",
+            opt.host, opt.target, opt.text ? "text" : "binary", opt.window, opened, opt.conns,
+            open_s, opt.subs);
+    if (t_synced)
+        fprintf(stderr, "  synced         in %.3f s: ", (double)(t_synced - t_all_open) / 1e9);
+    else
+        fprintf(stderr, "  synced         no, gave up after %.3f s: ",
+                (double)(t_close0 - t_all_open) / 1e9);
+    fprintf(stderr, "%" PRIu64 " sync messages sent, %" PRIu64 " received\n", st.syncs_sent,
+            st.syncs_received);
+    fprintf(stderr,
+            "  measured       %.3f s after %.3f s warm-up\n"
+            "  published      %" PRIu64 " (%.0f/s), %" PRIu64 " in all, %" PRIu64
+            " of them received by every subscriber before the close\n"
+            "  deliveries     %" PRIu64 " (%.0f/s, %.1f MB/s), %" PRIu64 " verified in all\n"
+            "  latency (us)   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n"
+            "  other msgs     %" PRIu64 " (not ours: before a subscriber's first sync, or to "
+            "the publisher)\n",
+            win_s, opt.warmup, st.publishes, pps, st.publishes_total, pubwin.oldest, st.msgs,
+            dps, win_s > 0 ? (double)st.bytes / win_s / 1e6 : 0.0, st.msgs_total, p50, p90, p99,
+            p999, us(st.lat.max), st.lat.count ? us(st.lat.sum / st.lat.count) : 0.0,
+            st.other_msgs);
+    if (st.missed || st.sync_timeouts)
+        fprintf(stderr, "  lost           %" PRIu64 " messages in gaps; %" PRIu64
+                " subscribers never synced\n", st.missed, st.sync_timeouts);
+}
+
 static void report(void)
 {
     double open_s = (double)(t_all_open - t_start) / 1e9;
-    if (opt.mode == MODE_ECHO) {
+    if (opt.mode == MODE_BROADCAST) {
+        report_broadcast(open_s);
+    } else if (opt.mode == MODE_ECHO) {
         double win = t_measure1 > t_measure0 ? (double)(t_measure1 - t_measure0) / 1e9 : 0;
         double mps = win > 0 ? (double)st.msgs / win : 0;
         double bps = win > 0 ? (double)st.bytes / win : 0;
@@ -1160,10 +1614,13 @@ static void report(void)
     fprintf(stderr,
             "  errors         %" PRIu64 ": verify %" PRIu64 ", connect %" PRIu64
             ", handshake %" PRIu64 ", protocol %" PRIu64 ", io %" PRIu64
-            ", close timeout %" PRIu64 "\n"
-            "  closes         %" PRIu64 " unexpected",
+            ", close timeout %" PRIu64 "%s",
             total_errors(), st.verify_errors, st.connect_errors, st.handshake_errors,
-            st.protocol_errors, st.io_errors, st.close_timeouts, st.closes);
+            st.protocol_errors, st.io_errors, st.close_timeouts,
+            opt.mode == MODE_BROADCAST ? "" : "\n");
+    if (opt.mode == MODE_BROADCAST)
+        fprintf(stderr, ", sync timeout %" PRIu64 "\n", st.sync_timeouts);
+    fprintf(stderr, "  closes         %" PRIu64 " unexpected", st.closes);
     for (unsigned i = 0; i < 17; i++)
         if (st.close_codes[i])
             fprintf(stderr, ", %" PRIu64 " x %u", st.close_codes[i], 1000 + i);
@@ -1197,6 +1654,21 @@ int main(int argc, char **argv)
         /* depth whole frames, a pong, a close, and the upgrade request, with room to spare */
         tx_cap = (size_t)opt.depth * (opt.size + WISP_WS_MAX_HEADER) + 4096 + sizeof opt.target +
                  sizeof opt.host;
+    } else if (opt.mode == MODE_BROADCAST) {
+        setup_payload();
+        rx_cap = opt.size + 64;
+        if (rx_cap < 4096)
+            rx_cap = 4096;
+        if (rx_cap > 65536)
+            rx_cap = 65536;
+        /* subscribers send pongs and a close only; the publisher a window of whole frames too */
+        tx_cap = 1024 + sizeof opt.target + sizeof opt.host;
+        pub_tx_cap = (size_t)opt.window * (opt.size + WISP_WS_MAX_HEADER) + 4096 +
+                     sizeof opt.target + sizeof opt.host;
+        if (!bc_window_init(&pubwin, opt.window)) {
+            fprintf(stderr, "wisp-load: out of memory\n");
+            return 2;
+        }
     } else {
         rx_cap = 2048;
         tx_cap = 1024 + sizeof opt.target + sizeof opt.host;
@@ -1211,5 +1683,6 @@ int main(int argc, char **argv)
     run();
     report();
     io_uring_queue_exit(&ring);
+    bc_window_free(&pubwin);
     return total_errors() || st.closes ? 1 : 0;
 }
