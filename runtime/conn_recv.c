@@ -183,6 +183,9 @@ static void plain_http(struct wisp_conn *c, const struct wispi_route *route,
         wispi_conn_reject(c, 500);
         return;
     }
+    /* HEAD: the answer GET would get, Content-Length included, without its body. */
+    if (req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0)
+        n -= (ssize_t)reply.answer.body_len;
     wispi_txq_commit(&c->txq, (size_t)n, true);
     wispi_conn_answer_and_close(c, NULL, 0);
 }

@@ -197,11 +197,16 @@ enum wisp_overflow {
 
 /** A plain HTTP answer given by a route's on_http hook. */
 struct wisp_http_reply {
-    /** Status, content type, extra headers and body (see http.h); everything borrowed until
-     *  the hook returns, except the body when release is set. */
+    /** Status, content type, extra headers and body (see http.h). wisp writes the answer after
+     *  the hook returns, so everything must stay valid until then and, when release is set,
+     *  until release runs (static strings, or memory release frees). For a HEAD request, give
+     *  the answer GET would get: wisp sends its headers, Content-Length included, without the
+     *  body. */
     struct wisp_http_answer answer;
-    /** If set, release(body, body_len, release_arg) runs once wisp no longer needs the body
-     *  (on the connection's worker), which lets a hook hand over an allocated body. */
+    /** If set, release(body, body_len, release_arg) runs once wisp no longer needs the answer
+     *  (on the connection's worker, also when writing it failed, and also when body is NULL),
+     *  which lets a hook hand over allocated memory. Not called when the hook returns a
+     *  status instead of 0. */
     wisp_release_fn release;
     void *release_arg;
 };
