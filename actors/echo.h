@@ -17,12 +17,16 @@
  * pile up with 1008; WISP_OVERFLOW_DROP drops the echo instead). wisp also stops reading a
  * connection whose mailbox is full, so a flooding peer is pushed back by TCP.
  *
+ * As a module of the `wisp` program (wisp/module.h): `wisp --route /echo=echo` mounts it on
+ * /echo. It takes no argument; the route's limits come from the program's options.
+ *
  * Written against the public headers only; link with wisp_actors_dep (meson) or
  * libwisp_actors.a.
  */
 #ifndef WISP_ACTORS_ECHO_H
 #define WISP_ACTORS_ECHO_H
 
+#include <wisp/module.h>
 #include <wisp/server.h>
 
 #ifdef __cplusplus
@@ -31,6 +35,9 @@ extern "C" {
 
 /** The echo handler: a static table with no state (state_size 0); share it between routes. */
 extern const struct wisp_handler wisp_echo_handler;
+
+/** The module "echo": mounts wisp_echo_handler; refuses an argument. */
+extern const struct wisp_module wisp_echo_module;
 
 #ifdef __cplusplus
 }

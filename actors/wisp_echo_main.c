@@ -17,12 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include <wisp/runtime.h>
 #include <wisp/server.h>
 #include <wisp/version.h>
 
+#include "cli.h"
 #include "echo.h"
 
 #define PROG "wisp-echo"
@@ -60,64 +60,14 @@ static void usage(FILE *out)
             "SIGTERM closes every connection with 1001 and exits 0.\n");
 }
 
-/* Parse a whole decimal number in [min, max]. With sizes, one K, M or G suffix multiplies by
- * 1024, 1024^2 or 1024^3. Signs, spaces, empty strings, other characters and overflow are
- * refused. */
-static bool parse_number(const char *s, bool size, uint64_t min, uint64_t max, uint64_t *out)
-{
-    uint64_t v = 0;
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return false;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    if (*p != '\0') {
-        unsigned shift;
-        switch (*p) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        default: return false;
-        }
-        if (!size || p[1] != '\0' || v > (UINT64_MAX >> shift))
-            return false;
-        v <<= shift;
-    }
-    if (v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool option_number(const char *name, const char *arg, bool size, uint64_t min,
                           uint64_t max, uint64_t *out)
 {
-    if (parse_number(arg, size, min, max, out))
+    if (wisp_cli_number(arg, size, min, max, out))
         return true;
     fprintf(stderr, PROG ": --%s: invalid value '%s' (expected %s from %" PRIu64 " to %" PRIu64
             ")\n", name, arg, size ? "a size in bytes" : "a whole number", min, max);
     return false;
-}
-
-/* Let the process open as many sockets as the hard limit allows: the default soft limit
- * (often 1024) is far below what a server needs, and max_connections defaults to it. */
-static void raise_file_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
-static const char *error_text(int rc)
-{
-    const char *e = wisp_last_error();
-    return e && *e ? e : wisp_strerror(rc);
 }
 
 enum {
@@ -231,7 +181,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": --cert and --key go together\nTry '" PROG " --help'.\n");
         return 1;
     }
-    raise_file_limit();
+    wisp_cli_raise_file_limit();
     signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is an error code, not a death */
 
     struct wisp_runtime_opts ro;
@@ -241,7 +191,7 @@ int main(int argc, char **argv)
     struct wisp_runtime *rt = NULL;
     int rc = wisp_runtime_new(&ro, &rt);
     if (rc < 0) {
-        fprintf(stderr, PROG ": cannot start the runtime: %s\n", error_text(rc));
+        fprintf(stderr, PROG ": cannot start the runtime: %s\n", wisp_cli_error_text(rc));
         return 1;
     }
 
@@ -296,7 +246,7 @@ int main(int argc, char **argv)
     }
     if (rc < 0) {
         fprintf(stderr, PROG ": cannot listen on %s%s%s:%" PRIu64 ": %s\n", v6 ? "[" : "", host,
-                v6 ? "]" : "", port, error_text(rc));
+                v6 ? "]" : "", port, wisp_cli_error_text(rc));
         goto fail;
     }
 
@@ -307,7 +257,7 @@ int main(int argc, char **argv)
 
     rc = wisp_runtime_run(rt);
     if (rc < 0) {
-        fprintf(stderr, PROG ": %s\n", error_text(rc));
+        fprintf(stderr, PROG ": %s\n", wisp_cli_error_text(rc));
         goto fail;
     }
     wisp_runtime_free(rt);
