@@ -7,6 +7,10 @@ python3-websockets 10.4).
 
 The server binary comes from $WISP_TEST_SERVER (meson sets it), else the first
 build*/tests/integration/wisp-test-server found next to this source tree.
+
+The tests of the wisp program (actors/wisp) use WispServer and WispTestCase the same way: the
+program comes from $WISP_BIN (meson sets it), else the newest build*/actors/wisp/wisp; it
+listens on 127.0.0.1 port 0 and prints a `wisp listening on 127.0.0.1:PORT` line a listener.
 """
 
 import asyncio
@@ -60,6 +64,20 @@ def server_binary():
     return found[-1]
 
 
+def wisp_binary():
+    """The wisp program: $WISP_BIN, else the newest executable build*/actors/wisp/wisp next to
+    this source tree."""
+    path = os.environ.get("WISP_BIN")
+    if path:
+        return path
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    found = [p for p in glob.glob(os.path.join(root, "build*", "actors", "wisp", "wisp"))
+             if os.path.isfile(p) and os.access(p, os.X_OK)]
+    if not found:
+        raise RuntimeError("the wisp program was not found: set WISP_BIN")
+    return max(found, key=os.path.getmtime)
+
+
 # ---- the server process ----------------------------------------------------------------------
 
 _live_servers = []  # for the watchdog: servers to kill if the whole file overruns
@@ -73,20 +91,37 @@ def _die_with_parent():
 
 
 class Server:
-    """A running wisp-test-server. Use as a context manager, or call start()/stop()/kill()."""
+    """A running wisp-test-server. Use as a context manager, or call start()/stop()/kill().
+    Subclasses for other programs override command() and read_listening()."""
 
-    def __init__(self, *args, workers=2, start_timeout=10.0, nofile=None):
+    def __init__(self, *args, workers=2, start_timeout=10.0, nofile=None, cwd=None):
         self.args = [str(a) for a in args]
         self.nofile = nofile  # RLIMIT_NOFILE for the server, or None to inherit
         self.workers = workers
         self.start_timeout = start_timeout
+        self.cwd = cwd        # the server's working directory, or None to inherit
         self.proc = None
         self.port = None
         self.exit_info = None
         self._err = None
 
+    def command(self):
+        """The command line that starts the server."""
+        return [server_binary(), "--port", "0", "--workers", str(self.workers)] + self.args
+
+    def read_listening(self):
+        """Read what the server prints once it listens, and set self.port."""
+        line = self._read_line(self.start_timeout)
+        m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
+        if not m:
+            raise AssertionError("unexpected first line from the server: %r; stderr: %s"
+                                 % (line, self.stderr()))
+        self.port = int(m.group(1))
+        if not 0 < self.port < 65536:
+            raise AssertionError("bad port %d" % self.port)
+
     def start(self):
-        cmd = [server_binary(), "--port", "0", "--workers", str(self.workers)] + self.args
+        cmd = self.command()
         self._err = tempfile.TemporaryFile()
         def preexec():
             _die_with_parent()
@@ -94,17 +129,11 @@ class Server:
                 import resource
                 resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, preexec_fn=preexec)
+                                     stdin=subprocess.DEVNULL, cwd=self.cwd,
+                                     preexec_fn=preexec)
         _live_servers.append(self)
         try:
-            line = self._read_line(self.start_timeout)
-            m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
-            if not m:
-                raise AssertionError("unexpected first line from the server: %r; stderr: %s"
-                                     % (line, self.stderr()))
-            self.port = int(m.group(1))
-            if not 0 < self.port < 65536:
-                raise AssertionError("bad port %d" % self.port)
+            self.read_listening()
         except BaseException:
             self.kill()
             raise
@@ -204,6 +233,58 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS")
+
+
+WISP_LISTEN_RE = re.compile(r"wisp listening on (\S+):(\d+)( \(tls\))?\n")
+
+
+class WispServer(Server):
+    """A running wisp program (actors/wisp). It prints one `wisp listening on HOST:PORT` line
+    per listener (` (tls)` after a TLS one); listeners says how many to read (default: one per
+    --listen/--listen-tls). With defaults, --listen 127.0.0.1:0 is added when args have no
+    listener, and --workers when they do not say. port is the first plain listener's (else the
+    first TLS one's); listeners lists them all as (host, port, tls)."""
+
+    def __init__(self, *args, listeners=None, workers=2, start_timeout=15.0, cwd=None,
+                 defaults=True):
+        args = [str(a) for a in args]
+        if defaults and "--listen" not in args and "--listen-tls" not in args:
+            args = ["--listen", "%s:0" % HOST] + args
+        if defaults and "--workers" not in args:
+            args += ["--workers", str(workers)]
+        super().__init__(*args, workers=workers, start_timeout=start_timeout, cwd=cwd)
+        self.listeners_expected = listeners or (args.count("--listen") +
+                                                args.count("--listen-tls"))
+        self.listeners = []  # (host, port, tls)
+
+    def command(self):
+        return [wisp_binary()] + self.args
+
+    def read_listening(self):
+        for _ in range(self.listeners_expected):
+            line = self._read_line(self.start_timeout)
+            m = WISP_LISTEN_RE.fullmatch(line)
+            if not m:
+                raise AssertionError("unexpected line from wisp: %r; stderr: %s"
+                                     % (line, self.stderr()))
+            self.listeners.append((m.group(1), int(m.group(2)), bool(m.group(3))))
+        plain = [l for l in self.listeners if not l[2]]
+        self.port = (plain or self.listeners)[0][1]
+
+    def _finish(self):
+        # Keep the stderr text, close its file: a test may start many servers.
+        super()._finish()
+        if self._err is not None and not self._err.closed:
+            self._err_text = Server.stderr(self)
+            self._err.close()
+
+    def stderr(self):
+        if self._err is not None and self._err.closed:
+            return self._err_text
+        return super().stderr()
+
+    def tls_port(self):
+        return [l[1] for l in self.listeners if l[2]][0]
 
 
 def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):
@@ -545,29 +626,55 @@ class ServerTestCase(unittest.TestCase):
     """One server for the whole class, started with server_args; stopping it at the end must be
     clean: exit status 0, and on_closed ran once for every opened connection."""
 
+    server_class = Server
     server_args = ()
     workers = 2
+    server_name = "server"  # in the failure messages
+    stop_timeout = 10.0     # seconds from SIGTERM to the exit
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(*cls.server_args, workers=cls.workers).start()
+        cls.server = cls.server_class(*cls.server_args, workers=cls.workers).start()
 
     @classmethod
     def tearDownClass(cls):
         srv = cls.server
         try:
-            rc = srv.stop(10)
+            rc = srv.stop(cls.stop_timeout)
             if rc != 0:
-                raise AssertionError("server exit status %r after SIGTERM; stderr:\n%s"
-                                     % (rc, srv.stderr()))
-            info = srv.exit_info
-            if info is None or info["opened"] != info["closed"]:
-                raise AssertionError("on_closed count != opened at exit: %r" % (info,))
+                raise AssertionError("%s exit status %r after SIGTERM; stderr:\n%s"
+                                     % (cls.server_name, rc, srv.stderr()))
+            cls.check_exit(srv)
         finally:
             srv.kill()
 
+    @classmethod
+    def check_exit(cls, srv):
+        """After exit status 0: on_closed ran once for every opened connection."""
+        info = srv.exit_info
+        if info is None or info["opened"] != info["closed"]:
+            raise AssertionError("on_closed count != opened at exit: %r" % (info,))
+
     def stats(self):
         return self.server.stats()
+
+
+class WispTestCase(ServerTestCase):
+    """One wisp program for the whole class (server_class: WispServer or a subclass), started
+    with server_args (its options: routes...) and workers; it must stay alive through every
+    test, and stopping it at the end must give exit status 0 (wisp prints no on_closed count
+    to check)."""
+
+    server_class = WispServer
+    server_name = "wisp"
+    stop_timeout = 15.0
+
+    @classmethod
+    def check_exit(cls, srv):
+        pass
+
+    def tearDown(self):
+        self.assertTrue(self.server.alive(), "wisp died; stderr:\n%s" % self.server.stderr())
 
 
 def _watchdog(seconds):
