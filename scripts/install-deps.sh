@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian 12 packages wisp needs to build, test and fuzz, and Node.js with npm for
-# the interop tests (tests/integration/node). Safe to re-run.
+# Install the Debian 12 packages wisp needs to build, test and fuzz, Node.js with npm for the
+# interop tests (tests/integration/node), and Chromium for the demo page's browser test
+# (tests/browser). Safe to re-run.
 set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   libcmocka-dev liburing-dev libssl-dev zlib1g-dev openssl
-  python3-websockets
+  python3-websockets chromium
 )
 missing=()
 for p in "${packages[@]}"; do
