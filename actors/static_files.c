@@ -305,6 +305,25 @@ static int normalise(const char *raw, size_t len, char rel[REL_MAX], bool *dir_s
 
 /* Open rel (relative to the root, "" for the root itself) read-only without blocking, or a
  * negative errno. Never leaves the root: see the top of static_files.h. */
+/* realpath(path) when it lies inside the root (in *real, to free, if real is not NULL);
+ * -EXDEV outside it, or realpath's error. */
+static int resolves_inside(const struct wisp_static *st, const char *path, char **real)
+{
+    char *r = realpath(path, NULL);
+    if (!r)
+        return -errno;
+    size_t rlen = strlen(r);
+    bool inside = rlen >= st->root_real_len &&
+                  memcmp(r, st->root_real, st->root_real_len) == 0 &&
+                  (r[st->root_real_len] == '/' || r[st->root_real_len] == '\0');
+    if (inside && real) {
+        *real = r;
+        return 0;
+    }
+    free(r);
+    return inside ? 0 : -EXDEV;
+}
+
 static int open_rel(const struct wisp_static *st, const char *rel)
 {
     const char *name = rel[0] ? rel : ".";
@@ -317,17 +336,23 @@ static int open_rel(const struct wisp_static *st, const char *rel)
     int len = snprintf(full, sizeof full, "%.*s/%s", (int)st->root_real_len, st->root_real, name);
     if (len < 0 || (size_t)len >= sizeof full)
         return -ENAMETOOLONG;
-    char *real = realpath(full, NULL);
-    if (!real)
-        return -errno;
-    size_t rlen = strlen(real);
-    bool inside = rlen >= st->root_real_len &&
-                  memcmp(real, st->root_real, st->root_real_len) == 0 &&
-                  (real[st->root_real_len] == '/' || real[st->root_real_len] == '\0');
-    int fd = inside ? open(real, flags | O_NOFOLLOW) : -1;
-    int err = inside ? errno : EXDEV;
+    /* Every leading part must resolve inside the root too, as with RESOLVE_BENEATH: a link
+     * that leaves the root and comes back ("up" -> "..", then "up/www/x") is refused. */
+    for (char *slash = full + st->root_real_len + 1; (slash = strchr(slash, '/')); slash++) {
+        *slash = '\0';
+        int rc = resolves_inside(st, full, NULL);
+        *slash = '/';
+        if (rc < 0)
+            return rc;
+    }
+    char *real;
+    int rc = resolves_inside(st, full, &real);
+    if (rc < 0)
+        return rc;
+    int fd = open(real, flags | O_NOFOLLOW);
+    rc = fd < 0 ? -errno : fd;
     free(real);
-    return fd < 0 ? -err : fd;
+    return rc;
 }
 
 /* ---- answers ------------------------------------------------------------------------------- */
