@@ -156,7 +156,7 @@ int wisp_conn_send_ref(struct wisp_conn *c, enum wisp_ws_opcode op, const void *
                                          NULL);
         wispi_txq_commit(&c->txq, hl, piece == 0);
         if (piece) {
-            rc = wispi_txq_ref(&c->txq, (const uint8_t *)data + off, piece, true,
+            rc = wispi_txq_ref(c->net, &c->txq, (const uint8_t *)data + off, piece, true,
                                fin ? release : NULL, (void *)(uintptr_t)data, len, arg);
             if (rc < 0) {
                 release = NULL; /* released by wispi_txq_ref */
@@ -190,7 +190,7 @@ bool wispi_conn_try_shared(struct wisp_conn *c, struct wispi_frame *f)
         conn_buffered(c) + f->wire_len >= c->route->r.send_high_watermark)
         return false;
     wispi_frame_ref(f);
-    if (wispi_txq_ref(&c->txq, f->wire, f->wire_len, true, wispi_frame_release, f, 0,
+    if (wispi_txq_ref(c->net, &c->txq, f->wire, f->wire_len, true, wispi_frame_release, f, 0,
                       c->srv->rt) < 0)
         return false; /* released; the mailbox path will try again (and report) */
     wispi_sock_dirty(c->net, &c->sock);
@@ -221,7 +221,7 @@ int wispi_conn_send_shared(struct wisp_conn *c, struct wispi_frame *f)
     size_t start = 0;
     for (uint32_t i = 0; i < f->nfrag; i++) {
         wispi_frame_ref(f);
-        rc = wispi_txq_ref(&c->txq, f->wire + start, f->frag_end[i] - start, true,
+        rc = wispi_txq_ref(c->net, &c->txq, f->wire + start, f->frag_end[i] - start, true,
                            wispi_frame_release, f, 0, c->srv->rt);
         if (rc < 0) {
             if (i) /* part of a fragmented message is queued: the stream cannot go on */

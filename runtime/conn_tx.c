@@ -56,14 +56,32 @@ static struct wispi_txseg *new_seg(struct wispi_net *net, size_t n)
     return s;
 }
 
+/* Reference segments are headers only: a worker keeps up to this many for reuse. */
+#define SEG_CACHE_MAX 16384u
+
+static struct wispi_txseg *ref_seg_get(struct wispi_net *net)
+{
+    struct wispi_txseg *s = net ? net->seg_cache : NULL;
+    if (!s)
+        return malloc(sizeof *s);
+    net->seg_cache = s->next;
+    net->segs_cached--;
+    return s;
+}
+
 static void free_seg(struct wispi_net *net, struct wispi_txseg *s)
 {
     if (s->release)
         s->release(s->rel_data, s->rel_len, s->arg);
-    if (s->kind == SEG_CHUNK)
+    if (s->kind == SEG_CHUNK) {
         wispi_chunk_put(net, s);
-    else
+    } else if (s->kind == SEG_REF && net && net->segs_cached < SEG_CACHE_MAX) {
+        s->next = net->seg_cache;
+        net->seg_cache = s;
+        net->segs_cached++;
+    } else {
         free(s);
+    }
 }
 
 static void append(struct wispi_txq *q, struct wispi_txseg *s)
@@ -94,10 +112,11 @@ void wispi_txq_commit(struct wispi_txq *q, size_t n, bool frame_end)
     q->buffered += n;
 }
 
-int wispi_txq_ref(struct wispi_txq *q, const void *data, size_t len, bool frame_end,
-                  wisp_release_fn release, void *rel_data, size_t rel_len, void *arg)
+int wispi_txq_ref(struct wispi_net *net, struct wispi_txq *q, const void *data, size_t len,
+                  bool frame_end, wisp_release_fn release, void *rel_data, size_t rel_len,
+                  void *arg)
 {
-    struct wispi_txseg *s = malloc(sizeof *s);
+    struct wispi_txseg *s = ref_seg_get(net);
     if (!s) {
         if (release)
             release(rel_data, rel_len, arg);

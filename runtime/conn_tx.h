@@ -27,8 +27,9 @@ uint8_t *wispi_txq_reserve(struct wispi_net *net, struct wispi_txq *q, size_t n)
 void wispi_txq_commit(struct wispi_txq *q, size_t n, bool frame_end);
 /* Queue len bytes at data without copying; release(rel_data, rel_len, arg) runs once the
  * segment is written or dropped (release may be NULL). -ENOMEM (after releasing) on failure. */
-int wispi_txq_ref(struct wispi_txq *q, const void *data, size_t len, bool frame_end,
-                  wisp_release_fn release, void *rel_data, size_t rel_len, void *arg);
+int wispi_txq_ref(struct wispi_net *net, struct wispi_txq *q, const void *data, size_t len,
+                  bool frame_end, wisp_release_fn release, void *rel_data, size_t rel_len,
+                  void *arg);
 /* A whole control frame (copied) to send at the next frame boundary. */
 int wispi_txq_ctrl(struct wispi_txq *q, const uint8_t *frame, size_t n);
 /* Drop everything not yet handed to the kernel (the frame in progress is kept, so the stream

@@ -117,9 +117,12 @@ struct wispi_net {
     struct msghdr *msgs;
     struct iovec *iovs;
     uint32_t msgs_used, iovs_used;
-    /* cached send chunks */
+    /* cached send chunks, and cached headers of reference segments (conn_tx.c): a publish
+     * to n subscribers needs n of those, and malloc was a tenth of the time it took */
     void *chunk_cache;
     uint32_t chunks_cached;
+    void *seg_cache;
+    uint32_t segs_cached;
     uint64_t next_sweep_ms;
     uint8_t *tls_scratch;    /* decrypted bytes, handed to the parsers (tls.c) */
     uint32_t tls_handshakes; /* TLS handshakes in progress on this worker */

@@ -87,6 +87,11 @@ static void free_net(struct wispi_net *net)
         free(net->chunk_cache);
         net->chunk_cache = next;
     }
+    while (net->seg_cache) {
+        void *next = *(void **)net->seg_cache;
+        free(net->seg_cache);
+        net->seg_cache = next;
+    }
     free(net);
 }
 

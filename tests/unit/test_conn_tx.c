@@ -88,7 +88,8 @@ static void control_waits_for_the_end_of_a_frame(void **st)
     static const char payload[] = "RRRR";
     released = 0;
     put(&q, 'h', 2, false); /* a frame header whose payload is a reference */
-    assert_int_equal(wispi_txq_ref(&q, payload, 4, true, on_release, (void *)payload, 4, NULL), 0);
+    assert_int_equal(
+        wispi_txq_ref(&net, &q, payload, 4, true, on_release, (void *)payload, 4, NULL), 0);
     put(&q, 'n', 3, true);  /* the next frame */
     wispi_txq_sent(&net, &q, 3); /* the header and one payload byte are out: mid-frame */
     assert_true(q.mid_frame);
@@ -122,9 +123,9 @@ static void dropping_keeps_the_frame_in_progress(void **st)
     static const char big[] = "XXXXXXXX";
     released = 0;
     put(&q, 'h', 2, false);
-    wispi_txq_ref(&q, big, 8, true, on_release, (void *)big, 8, NULL);
+    wispi_txq_ref(&net, &q, big, 8, true, on_release, (void *)big, 8, NULL);
     put(&q, 'h', 2, false);
-    wispi_txq_ref(&q, big, 8, true, on_release, (void *)big, 8, NULL);
+    wispi_txq_ref(&net, &q, big, 8, true, on_release, (void *)big, 8, NULL);
     uint8_t pong[1] = {'P'};
     wispi_txq_ctrl(&q, pong, 1);
     wispi_txq_sent(&net, &q, 5); /* inside the first frame's payload */
@@ -145,9 +146,9 @@ static void dropping_keeps_what_the_kernel_is_sending(void **st)
     static const char x[] = "XXXX", y[] = "YYYY", z[] = "ZZZZ";
     released = 0;
     put(&q, 'a', 3, true);
-    wispi_txq_ref(&q, x, 4, true, on_release, (void *)x, 4, NULL);
-    wispi_txq_ref(&q, y, 4, true, on_release, (void *)y, 4, NULL);
-    wispi_txq_ref(&q, z, 4, true, on_release, (void *)z, 4, NULL);
+    wispi_txq_ref(&net, &q, x, 4, true, on_release, (void *)x, 4, NULL);
+    wispi_txq_ref(&net, &q, y, 4, true, on_release, (void *)y, 4, NULL);
+    wispi_txq_ref(&net, &q, z, 4, true, on_release, (void *)z, 4, NULL);
     q.sending = true; /* as wispi_txq_start leaves it: the first three segments submitted */
     q.in_flight = 11;
     wispi_txq_drop_unsent(&net, &q);
@@ -202,10 +203,13 @@ int main(void)
         cmocka_unit_test(a_large_frame_gets_its_own_block),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    while (net.chunk_cache) { /* the chunks the cache kept */
-        void *next = *(void **)net.chunk_cache;
-        free(net.chunk_cache);
-        net.chunk_cache = next;
+    void **caches[] = {&net.chunk_cache, &net.seg_cache}; /* what the caches kept */
+    for (size_t i = 0; i < 2; i++) {
+        while (*caches[i]) {
+            void *next = *(void **)*caches[i];
+            free(*caches[i]);
+            *caches[i] = next;
+        }
     }
     return rc;
 }
