@@ -30,6 +30,10 @@
  * Limits: topic names are 1 to WISP_TOPIC_MAX bytes (any bytes but NUL); a connection holds at
  * most WISP_SUBS_MAX subscriptions (-ENOSPC beyond). A topic with no subscriber takes no memory.
  *
+ * Shutdown: the per-worker delivery actors stop with the runtime's graceful shutdown, so a
+ * publish, broadcast or emit made while it runs (in on_shutdown, say) may be refused with
+ * WISP_ECLOSED or delivered only in part; say goodbye with wisp_conn_send_text there.
+ *
  * Not available in a deterministic runtime (it has no sockets): the calls return -ENOTSUP.
  */
 #ifndef WISP_PUBSUB_H
