@@ -8,11 +8,13 @@
  *     ws://HOST/chat?room=ROOM&name=NAME
  *
  * Both parameters are optional and URL-decoded (%XX escapes, '+' is a space). room defaults to
- * "lobby"; without a name the room picks "guest-N". An empty value ("name=") counts as absent.
- * A room or name must be 1 to 32 bytes of well-formed UTF-8 with no control characters
+ * "lobby"; without a name the room picks "guest-N". An empty value ("name=", or "name" with no
+ * '=') counts as absent, but it still counts as given: "room=&room=x" is a parameter given
+ * twice. A room or name must be 1 to 32 bytes of well-formed UTF-8 with no control characters
  * (U+0000-U+001F, U+007F-U+009F) and no U+2028/U+2029; anything else (a bad escape, a
  * parameter given twice, invalid UTF-8, too long) refuses the upgrade with 400. Other
- * parameters are ignored. When the room does not exist yet and the mount already has
+ * parameters are ignored, even malformed ones; keys are matched as written ("Room" or "r%6Fom"
+ * is another parameter). When the room does not exist yet and the mount already has
  * max_rooms rooms, the upgrade is refused with 503.
  *
  * PROTOCOL (JSON text frames, one object per frame)
