@@ -280,11 +280,18 @@ class PubSubTest(wisptest.ServerTestCase):
     def test_slow_subscriber_closed_under_close_policy(self):
         before = pstats(self.server)
         slow = self.slow_subscriber_case("/ps-close")
-        # it was closed with 1008 once its queue passed 256 KiB; reading now, we find the data
-        # that fit, then the close frame
+        # It was closed with 1008 once its queue passed 256 KiB. Reading now, we find the data
+        # that fit, then the close frame; unless the crowd took longer than the close timeout
+        # (5 s: slow sanitizer builds), after which the server gave up waiting for our close
+        # and hung up, possibly inside a frame. Either way the server counts a 1008 close.
         code = None
         while True:
-            m = slow.read_message(timeout=10)
+            try:
+                m = slow.read_message(timeout=10)
+            except (AssertionError, ConnectionError) as e:
+                if "no frame within" in str(e):
+                    raise
+                break  # hung up after the close timeout
             if m is None:
                 break
             op, payload = m
@@ -292,7 +299,7 @@ class PubSubTest(wisptest.ServerTestCase):
                 code = int.from_bytes(payload[:2], "big")
                 break
         slow.sock.close()
-        self.assertEqual(code, 1008)
+        self.assertIn(code, (1008, None))
         wisptest.wait_until(
             lambda: pstats(self.server)["closes"]["1008"] > before["closes"]["1008"],
             what="1008 counted")
