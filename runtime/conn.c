@@ -506,15 +506,7 @@ static void conn_terminate(struct wisp_ctx *ctx, void *state, struct wisp_exit r
         if (c->phase < PH_DRAIN && c->opened)
             wispi_conn_record(c, WISP_CLOSE_ABNORMAL, NULL, 0, WISP_CLOSED_BY_LIBRARY, WISP_WHY_SHUTDOWN);
         c->phase = PH_DRAIN; /* so wispi_conn_finish() below does not run again */
-        wispi_conn_leave_all(c);
-        if (c->opened) {
-            c->opened = false;
-            if (conn_stats(c))
-                wispi_stat_close(conn_stats(c), c->info.code);
-            const struct wisp_handler *h = handler_of(c);
-            if (h && h->on_closed)
-                h->on_closed(c, c->state, &c->info);
-        }
+        wispi_conn_ended(c);
         c->phase = PH_DONE;
         wispi_sock_close(c->net, &c->sock);
     }

@@ -141,6 +141,9 @@ void wispi_conn_record(struct wisp_conn *c, uint16_t code, const char *reason, s
                        enum wisp_close_by by, enum wisp_close_why why);
 void wispi_conn_stop_reading(struct wisp_conn *c);
 void wispi_conn_close_now(struct wisp_conn *c);
+/* The conversation is over: leave every group, count the close, run on_closed if it is owed
+ * (once). Both ways a connection ends (wispi_conn_finish, and a stop from outside) call it. */
+void wispi_conn_ended(struct wisp_conn *c);
 void wispi_conn_finish(struct wisp_conn *c, bool drain);
 int wispi_conn_queue_close(struct wisp_conn *c, uint16_t code, const char *reason, size_t len,
                            bool urgent);

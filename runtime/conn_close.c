@@ -107,6 +107,19 @@ void wispi_conn_close_now(struct wisp_conn *c)
     wisp_stop(c->ctx, (struct wisp_exit){WISP_EXIT_NORMAL, 0});
 }
 
+void wispi_conn_ended(struct wisp_conn *c)
+{
+    wispi_conn_leave_all(c); /* nobody publishes to a closed connection */
+    if (!c->opened)
+        return;
+    c->opened = false;
+    if (conn_stats(c))
+        wispi_stat_close(conn_stats(c), c->info.code);
+    const struct wisp_handler *h = handler_of(c);
+    if (h && h->on_closed)
+        h->on_closed(c, c->state, &c->info);
+}
+
 /* The WebSocket conversation is over: tell the handler (once), then write what is queued
  * (if `drain`) and close. */
 void wispi_conn_finish(struct wisp_conn *c, bool drain)
@@ -115,15 +128,7 @@ void wispi_conn_finish(struct wisp_conn *c, bool drain)
         return;
     c->phase = PH_DRAIN;
     wispi_conn_stop_reading(c);
-    wispi_conn_leave_all(c); /* nobody publishes to a closed connection */
-    if (c->opened) {
-        c->opened = false;
-        if (conn_stats(c))
-            wispi_stat_close(conn_stats(c), c->info.code);
-        const struct wisp_handler *h = handler_of(c);
-        if (h && h->on_closed)
-            h->on_closed(c, c->state, &c->info);
-    }
+    wispi_conn_ended(c);
     if (!drain || c->io_error)
         wispi_txq_drop_unsent(c->net, &c->txq);
     else if (c->tls)
