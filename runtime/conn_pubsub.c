@@ -207,8 +207,6 @@ int wisp_server_emit(struct wisp_server *srv, const char *path, wisp_addr except
     int rc = wispi_message_ok(op, data, len);
     if (rc < 0)
         return rc;
-    if (!srv->rt->pubsub)
-        return -ENOTSUP;
     for (size_t i = 0; i < srv->nroutes; i++)
         if (strcmp(srv->routes[i].path, path) == 0)
             return wispi_publish_group(srv->rt, srv->routes[i].group, NULL, except, op, data,

@@ -18,8 +18,6 @@
 #include "internal.h"
 #include "pubsub.h"
 
-#define FRAGMENT 65536u /* shared frames are split like a route's default fragment_size */
-
 struct wispi_topic {
     struct wispi_group g;
     struct wispi_topic *hnext;
@@ -90,32 +88,32 @@ void wispi_group_leave(struct wispi_sub *s, unsigned worker)
 
 /* ---- frames -------------------------------------------------------------------------------- */
 
-static size_t header_size(size_t piece)
+/* The payload bytes of fragment i of a len-byte message cut in nfrag. */
+static size_t piece_len(size_t len, uint32_t nfrag, uint32_t i)
 {
-    return piece < 126 ? 2 : piece <= 0xFFFF ? 4 : 10;
+    return i + 1 < nfrag ? WISPI_FRAGMENT_DEFAULT : len - (size_t)i * WISPI_FRAGMENT_DEFAULT;
 }
 
 static struct wispi_frame *frame_new(enum wisp_ws_opcode op, const void *data, size_t len)
 {
-    uint32_t nfrag = len ? (uint32_t)((len + FRAGMENT - 1) / FRAGMENT) : 1;
-    size_t wire = len;
-    for (uint32_t i = 0; i < nfrag; i++)
-        wire += header_size(i + 1 < nfrag ? FRAGMENT : len - (size_t)i * FRAGMENT);
-    struct wispi_frame *f = malloc(sizeof *f + nfrag * sizeof f->frag_end[0] + wire);
+    uint32_t nfrag = len ? (uint32_t)((len - 1) / WISPI_FRAGMENT_DEFAULT + 1) : 1;
+    /* Room for the longest header per fragment (wisp_ws_frame_header's contract); wire_len
+     * is what encoding used. */
+    size_t cap = len + (size_t)nfrag * WISP_WS_MAX_HEADER;
+    struct wispi_frame *f = malloc(sizeof *f + nfrag * sizeof f->frag_end[0] + cap);
     if (!f)
         return NULL;
     atomic_init(&f->refs, 1);
     f->op = (uint8_t)op;
     f->nfrag = nfrag;
     f->len = len;
-    f->wire_len = wire;
     f->wire = (uint8_t *)&f->frag_end[nfrag];
     f->group = NULL;
     f->topic = NULL;
     f->except = WISP_ADDR_NONE;
     size_t at = 0, off = 0;
     for (uint32_t i = 0; i < nfrag; i++) {
-        size_t piece = i + 1 < nfrag ? FRAGMENT : len - off;
+        size_t piece = piece_len(len, nfrag, i);
         at += wisp_ws_frame_header(f->wire + at, i ? WISP_WS_OP_CONTINUATION : op,
                                    i + 1 == nfrag, 0, piece, NULL);
         if (piece)
@@ -124,6 +122,7 @@ static struct wispi_frame *frame_new(enum wisp_ws_opcode op, const void *data, s
         off += piece;
         f->frag_end[i] = at;
     }
+    f->wire_len = at;
     return f;
 }
 
@@ -149,12 +148,11 @@ void wispi_frame_payload(const struct wispi_frame *f, uint8_t *out)
 {
     size_t start = 0;
     for (uint32_t i = 0; i < f->nfrag; i++) {
-        size_t end = f->frag_end[i];
-        uint8_t b = f->wire[start + 1] & 0x7F;
-        size_t hl = b < 126 ? 2 : b == 126 ? 4 : 10;
-        memcpy(out, f->wire + start + hl, end - start - hl);
-        out += end - start - hl;
-        start = end;
+        size_t piece = piece_len(f->len, f->nfrag, i);
+        size_t header = f->frag_end[i] - start - piece;
+        memcpy(out, f->wire + start + header, piece);
+        out += piece;
+        start = f->frag_end[i];
     }
 }
 
@@ -321,7 +319,7 @@ static int check_runtime(struct wisp_runtime *rt)
 {
     if (!rt)
         return -EINVAL;
-    if (rt->opts.deterministic || !rt->pubsub)
+    if (rt->opts.deterministic)
         return -ENOTSUP;
     return 0;
 }
@@ -539,9 +537,6 @@ void wispi_pubsub_destroy(struct wisp_runtime *rt)
 void wispi_pubsub_stats(struct wisp_runtime *rt, uint64_t *published, uint64_t *topics)
 {
     struct wispi_pubsub *ps = rt->pubsub;
-    *published = *topics = 0;
-    if (!ps)
-        return;
     /* relaxed: a statistic */
     *published = atomic_load_explicit(&ps->published, memory_order_relaxed);
     pthread_mutex_lock(&ps->lock);

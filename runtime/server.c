@@ -53,7 +53,7 @@ int wisp_route_init(struct wisp_route *r, const char *path, const struct wisp_ha
     r->handler = handler;
     r->max_frame_size = WISP_WS_DEFAULT_MAX_FRAME;
     r->max_message_size = WISP_WS_DEFAULT_MAX_MESSAGE;
-    r->fragment_size = 64 * 1024;
+    r->fragment_size = WISPI_FRAGMENT_DEFAULT;
     r->send_high_watermark = 1024 * 1024;
     r->send_low_watermark = 256 * 1024;
     r->send_cap = 32 * 1024 * 1024; /* room to echo a largest message with another queued */

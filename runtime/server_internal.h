@@ -10,6 +10,9 @@
 
 struct wispi_group;
 
+/* A route's default fragment_size; published frames are split the same way. */
+#define WISPI_FRAGMENT_DEFAULT (64u * 1024u)
+
 struct wispi_route {
     char *path;               /* owned copy of r.path */
     struct wisp_route r;      /* the application's settings, r.path pointing at `path` */
