@@ -7,17 +7,7 @@
 
 #include "chat_internal.h"
 #include "json.h"
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
+#include "url.h"
 
 /* Percent-decode s[0..n) ('+' is a space) into out[NAME_MAX_]. @return the length, or -1 for
  * a bad escape or a result over NAME_MAX_ bytes. */
@@ -27,10 +17,10 @@ static long url_decode(const char *s, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         if (ch == '%') {
-            int hi, lo;
-            if (n - i < 3 || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+            int b = wurl_pct_byte(s, n, i);
+            if (b < 0)
                 return -1;
-            ch = (char)(hi << 4 | lo);
+            ch = (char)b;
             i += 2;
         } else if (ch == '+') {
             ch = ' ';

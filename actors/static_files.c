@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "url.h"
+
 #if defined(__has_include)
 #if __has_include(<linux/openat2.h>)
 #include <linux/openat2.h>
@@ -240,17 +242,6 @@ static const char *content_type_of(const char *path)
 
 /* ---- the request path ---------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Room for a path below the root, plus "/index.html". */
 #define REL_MAX    PATH_MAX
 #define INDEX_NAME "index.html"
@@ -269,12 +260,10 @@ static int normalise(const char *raw, size_t len, char rel[REL_MAX], bool *dir_s
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)raw[i];
         if (c == '%') {
-            if (len - i < 3)
+            int b = wurl_pct_byte(raw, len, i);
+            if (b < 0)
                 return 400;
-            int hi = hexval(raw[i + 1]), lo = hexval(raw[i + 2]);
-            if (hi < 0 || lo < 0)
-                return 400;
-            c = (unsigned char)(hi << 4 | lo);
+            c = (unsigned char)b;
             i += 2;
         }
         if (c == '\0' || c == '\\')
