@@ -229,7 +229,7 @@ class PubSubTest(wisptest.ServerTestCase):
         async def go():
             async with self.conn() as a, self.conn() as b, self.conn() as c, \
                     self.conn("/ps-drop") as other_route:
-                await asyncio.sleep(0.1)
+                # each connection joined its route's group before its 101 went out
                 await a.send("bcast from-a")
                 self.assertEqual(await b.recv(), "from-a")
                 self.assertEqual(await c.recv(), "from-a")
